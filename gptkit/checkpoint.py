@@ -1,0 +1,298 @@
+"""Checkpoints: atomic save/load in safetensors + JSON, and name/step resolution.
+
+A run is a folder (`checkpoints/NAME/` by default) holding one folder per saved step and a
+`LATEST` file naming the newest complete one:
+
+    NAME/LATEST                      "step-000500"
+    NAME/metrics.jsonl               one JSON object per logged step (appended during training)
+    NAME/step-000500/meta.json       format, kind, model config, parent, step, tokens seen, ...
+    NAME/step-000500/model.safetensors
+    NAME/step-000500/tokenizer.json + tokenizer.tiktoken   (the step folder alone rebuilds all)
+    NAME/step-000500/train_state.safetensors + train_state.json   (optimizer, RNG, data position)
+
+Atomicity: a step is written into a hidden temporary folder, fsynced, renamed into place, and only
+then is LATEST replaced (os.replace, atomic). A crash at any moment leaves the previous step
+loadable. Nothing here uses pickle: files that look like pickles are refused, never executed.
+
+HF GPT-2 interop (import/export of a transformers folder) lives in `hf.py`.
+"""
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gptkit import paths
+from gptkit.errors import CheckpointError
+
+FORMAT = "gptkit-checkpoint"
+VERSION = 1
+KINDS = ("base", "assistant", "reward", "policy")
+TIED = "lm_head.weight"  # shares storage with transformer.wte.weight; stored once
+
+
+@dataclass
+class Checkpoint:
+    path: Path  # the step folder
+    meta: dict
+    model: object  # gptkit.model.GPT (or RewardModel for kind "reward")
+    tokenizer: object  # gptkit.tokenizer.Tokenizer
+
+    @property
+    def kind(self) -> str:
+        return self.meta["kind"]
+
+    @property
+    def name(self) -> str:
+        return display_name(self.path)
+
+
+def display_name(step_dir: Path) -> str:
+    return f"{step_dir.parent.name}/{step_dir.name}"
+
+
+def step_dirname(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, obj) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def model_state(model) -> dict:
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k != TIED}
+
+
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    model,
+    tokenizer,
+    meta: dict,
+    train_tensors: dict | None = None,
+    train_info: dict | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write one step atomically and point LATEST at it; returns the step folder.
+
+    `meta` must hold at least kind and step; format, version, config and n_vocab are added here.
+    `keep` newest steps are kept, older ones removed (after LATEST moved on).
+    """
+    from safetensors.torch import save_file
+
+    assert meta.get("kind") in KINDS, f"bad kind {meta.get('kind')!r}"
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / step_dirname(int(meta["step"]))
+    tmp = run_dir / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    full_meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": model.config.to_dict(),
+        "n_vocab": tokenizer.n_vocab,
+        **meta,
+    }
+    save_file(model_state(model), tmp / "model.safetensors", metadata={"format": FORMAT})
+    tokenizer.save(tmp)
+    if train_tensors is not None:
+        save_file({k: v.detach().contiguous().cpu() for k, v in train_tensors.items()}, tmp / "train_state.safetensors")
+        _write_json(tmp / "train_state.json", train_info or {})
+    _write_json(tmp / "meta.json", full_meta)  # written last: its presence marks a complete step
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    if final.exists():  # re-saving the same step (e.g. Ctrl-C right after a scheduled save)
+        old = run_dir / f".old-{final.name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(run_dir)
+    atomic_write_text(run_dir / "LATEST", final.name + "\n")
+    steps = sorted(p for p in run_dir.glob("step-*") if p.is_dir())
+    for old in steps[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _latest_step(run_dir: Path) -> Path | None:
+    latest = run_dir / "LATEST"
+    if latest.is_file():
+        step = run_dir / latest.read_text(encoding="utf-8").strip()
+        if (step / "meta.json").is_file():
+            return step
+    complete = sorted(p for p in run_dir.glob("step-*") if (p / "meta.json").is_file())
+    return complete[-1] if complete else None
+
+
+def resolve_checkpoint(spec: str | Path) -> Path:
+    """NAME, NAME/step-N, NAME:N, or a path to a run or step folder -> the step folder."""
+    spec_s = str(spec)
+    step = None
+    if ":" in spec_s and not Path(spec_s).exists():
+        spec_s, _, step_s = spec_s.rpartition(":")
+        if not step_s.isdigit():
+            raise CheckpointError(f"{spec}: expected NAME:STEP with a whole-number step")
+        step = int(step_s)
+    candidates = [Path(spec_s).expanduser(), paths.checkpoints_dir() / spec_s]
+    for path in candidates:
+        if path.is_file():
+            _refuse_foreign_file(path)
+        if not path.is_dir():
+            continue
+        if step is not None:
+            path = path / step_dirname(step)
+            if (path / "meta.json").is_file():
+                return path
+            raise CheckpointError(f"{spec}: no saved step {step} in {path.parent}")
+        if (path / "meta.json").is_file():
+            return path
+        found = _latest_step(path)
+        if found is not None:
+            return found
+        raise CheckpointError(f"{path}: not a gptkit checkpoint (no meta.json and no saved step inside)")
+    known = sorted(p.name for p in paths.checkpoints_dir().glob("*") if p.is_dir())
+    hint = f"; known in {paths.checkpoints_dir()}: {', '.join(known)}" if known else ""
+    raise CheckpointError(f"checkpoint '{spec}' not found{hint}")
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    head = path.read_bytes()[:4]
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise CheckpointError(f"{path}: looks like a pickle/torch.save file; gptkit never loads pickles (use safetensors)")
+    raise CheckpointError(f"{path}: expected a checkpoint folder (meta.json + model.safetensors), got a file")
+
+
+def read_meta(step_dir: Path) -> dict:
+    meta_path = step_dir / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: not a gptkit checkpoint (format field missing or wrong)")
+    if meta.get("version", 0) > VERSION:
+        raise CheckpointError(f"{meta_path}: checkpoint version {meta['version']} is newer than this gptkit ({VERSION})")
+    for key in ("kind", "config", "step"):
+        if key not in meta:
+            raise CheckpointError(f"{meta_path}: field '{key}' missing")
+    return meta
+
+
+def read_tensors(path: Path) -> dict:
+    """Load a safetensors file to CPU; anything else (truncated, pickle, garbage) is refused."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file missing")
+    head = path.read_bytes()[:2]
+    if head[:1] == b"\x80" or head == b"PK":
+        raise CheckpointError(f"{path}: looks like a pickle/torch.save file; gptkit never loads pickles")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors raises its own error types for truncation/corruption
+        raise CheckpointError(f"{path}: corrupted or truncated safetensors file ({type(e).__name__}: {e})") from None
+
+
+def build_model(meta: dict):
+    from gptkit.model import GPT, GPTConfig
+
+    try:
+        config = GPTConfig.from_dict(meta["config"])
+    except (AssertionError, TypeError) as e:
+        raise CheckpointError(f"bad model config in checkpoint metadata: {e}") from None
+    if meta["kind"] == "reward":
+        from gptkit.train.reward import RewardModel
+
+        return RewardModel(config)
+    return GPT(config)
+
+
+def load_weights(model, step_dir: Path) -> None:
+    tensors = read_tensors(step_dir / "model.safetensors")
+    expected = {k: v for k, v in model.state_dict().items() if k != TIED}
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{step_dir / 'model.safetensors'}: weights do not match the config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    for k, v in tensors.items():
+        if v.shape != expected[k].shape:
+            raise CheckpointError(f"{step_dir / 'model.safetensors'}: tensor {k} has shape {tuple(v.shape)}, config expects {tuple(expected[k].shape)}")
+    model.load_state_dict(tensors, strict=False)
+
+
+def load_checkpoint(spec: str | Path, *, device: str = "cpu", kinds: tuple[str, ...] | None = None) -> Checkpoint:
+    """Resolve `spec`, rebuild model and tokenizer from the step folder alone, load the weights."""
+    from gptkit.tokenizer import load_tokenizer
+
+    step_dir = resolve_checkpoint(spec)
+    meta = read_meta(step_dir)
+    if kinds is not None and meta["kind"] not in kinds:
+        raise CheckpointError(f"{display_name(step_dir)}: is a {meta['kind']} checkpoint; expected {' or '.join(kinds)}")
+    tokenizer = load_tokenizer(step_dir)
+    model = build_model(meta)
+    load_weights(model, step_dir)
+    model.to(device)
+    model.eval()
+    return Checkpoint(path=step_dir, meta=meta, model=model, tokenizer=tokenizer)
+
+
+def load_train_state(step_dir: Path) -> tuple[dict, dict]:
+    """(tensors, info) saved with the step for resuming; CheckpointError when absent."""
+    if not (step_dir / "train_state.json").is_file():
+        raise CheckpointError(f"{step_dir}: no training state saved with this step; cannot resume from it")
+    tensors = read_tensors(step_dir / "train_state.safetensors")
+    try:
+        info = json.loads((step_dir / "train_state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{step_dir / 'train_state.json'}: unreadable ({e})") from None
+    return tensors, info
+
+
+def list_checkpoints() -> list[dict]:
+    """Every run under the checkpoints folder with its latest step's metadata."""
+    out = []
+    root = paths.checkpoints_dir()
+    for run in sorted(p for p in root.glob("*") if p.is_dir()):
+        step = _latest_step(run)
+        if step is None:
+            continue
+        try:
+            meta = read_meta(step)
+        except CheckpointError:
+            continue
+        out.append({"name": run.name, "path": str(step), **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")}})
+    return out

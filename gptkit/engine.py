@@ -1,0 +1,159 @@
+"""Generation: prefill once, KV cache, k samples in lock-step, sampling, stop conditions.
+
+The engine knows nothing about tokenization: it takes a prompt as token ids and yields token
+ids. Text-level concerns (stop strings, streaming to a terminal) belong to the caller, which can
+end a row early through `should_stop`.
+
+k samples from one prompt share one prefill: the prompt's keys/values are computed once at
+batch 1 and copied into k rows, then all rows decode together, one batched forward per step.
+Each decode step therefore costs about the same for k = 1 and k = 8 on a CPU, which is what makes
+self-consistency voting cheap.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int | None = None
+    top_p: float | None = None
+    max_new_tokens: int = 128
+    seed: int | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Completion:
+    tokens: list[int] = field(default_factory=list)  # generated ids, stop token excluded
+    finish_reason: str = "length"  # "stop" (a stop id or should_stop) | "length"
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
+    """logits (B, V) -> next ids (B,). Greedy at temperature 0; top-k, then top-p filtering."""
+    if params.temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / params.temperature
+    if params.top_k is not None and params.top_k < logits.size(-1):
+        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if params.top_p is not None and params.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # drop a token once the tokens before it already cover top_p (the best token always stays)
+        drop_sorted = cumulative - sorted_logits.softmax(dim=-1) >= params.top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def prefill(model, prompt: torch.Tensor, cache) -> torch.Tensor:
+    """prompt (1, T) -> logits of the last position (1, V); fills cache positions 0..T-1."""
+    return model(prompt, cache=cache, pos=0)[:, -1, :]
+
+
+@torch.inference_mode()
+def decode_step(model, tokens: torch.Tensor, cache, pos: int) -> torch.Tensor:
+    """tokens (B,) at position `pos` -> logits for position pos+1 (B, V)."""
+    return model(tokens[:, None], cache=cache, pos=pos)[:, -1, :]
+
+
+def make_generator(seed: int | None, device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def fit_prompt(prompt: list[int], max_new_tokens: int, block_size: int) -> tuple[list[int], int]:
+    """Keep the prompt's most recent tokens and clip max_new_tokens so both fit the context."""
+    assert len(prompt) > 0, "empty prompt: start it with the tokenizer's bos id"
+    keep = max(1, min(len(prompt), block_size - min(max_new_tokens, block_size // 2)))
+    prompt = prompt[-keep:]
+    return prompt, min(max_new_tokens, block_size - len(prompt))
+
+
+@torch.inference_mode()
+def generate(
+    model,
+    prompt: list[int],
+    params: SamplingParams,
+    *,
+    n_vocab: int,
+    num_samples: int = 1,
+    stop_ids: tuple[int, ...] = (),
+    should_stop: Callable[[int, list[int]], bool] | None = None,
+) -> Iterator[list[int | None]]:
+    """Yield, per decode step, the new token of each of the `num_samples` rows (None once a row ended).
+
+    A row ends when it samples one of `stop_ids` (that id is yielded, then None) or when
+    `should_stop(row, tokens_so_far)` returns True. Logits past `n_vocab` (padding) are ignored.
+    """
+    device = model.lm_head.weight.device
+    prompt, max_new = fit_prompt(prompt, params.max_new_tokens, model.config.block_size)
+    if max_new <= 0:
+        return
+    generator = make_generator(params.seed, device)
+    cache = model.new_cache(1, len(prompt) + max_new)
+    logits = prefill(model, torch.tensor([prompt], device=device), cache)[:, :n_vocab]
+    if num_samples > 1:
+        cache = cache.expand(num_samples)
+        logits = logits.expand(num_samples, -1)
+    stop = torch.tensor(stop_ids or [-1], device=device)
+    done = [False] * num_samples
+    rows: list[list[int]] = [[] for _ in range(num_samples)]
+    pos = len(prompt)
+    for step in range(max_new):
+        tokens = sample_next(logits, params, generator)
+        ended = torch.isin(tokens, stop).tolist()
+        out: list[int | None] = []
+        for r, t in enumerate(tokens.tolist()):
+            if done[r]:
+                out.append(None)
+                continue
+            out.append(t)
+            rows[r].append(t)
+            if ended[r] or (should_stop is not None and should_stop(r, rows[r])):
+                done[r] = True
+        yield out
+        if all(done) or step == max_new - 1:
+            return
+        logits = decode_step(model, tokens, cache, pos)[:, :n_vocab]
+        pos += 1
+
+
+def complete(
+    model,
+    prompt: list[int],
+    params: SamplingParams,
+    *,
+    n_vocab: int,
+    num_samples: int = 1,
+    stop_ids: tuple[int, ...] = (),
+    should_stop: Callable[[int, list[int]], bool] | None = None,
+) -> list[Completion]:
+    """Run `generate` to the end; one Completion per row, stop ids stripped."""
+    completions = [Completion() for _ in range(num_samples)]
+    for step in generate(model, prompt, params, n_vocab=n_vocab, num_samples=num_samples,
+                         stop_ids=stop_ids, should_stop=should_stop):
+        for r, t in enumerate(step):
+            if t is None:
+                continue
+            if t in stop_ids:
+                completions[r].finish_reason = "stop"
+            else:
+                completions[r].tokens.append(t)
+    if should_stop is not None:
+        for r, c in enumerate(completions):
+            if c.finish_reason == "length" and c.tokens and should_stop(r, c.tokens):
+                c.finish_reason = "stop"
+    return completions

@@ -1,0 +1,221 @@
+"""The GPT: GPT-2's architecture, small enough to read in one sitting.
+
+Learned position embeddings, pre-LayerNorm blocks, GELU MLP, tied input/output embeddings and
+optional biases, so real GPT-2 weights fit unchanged (see checkpoint.py for the HF mapping).
+Attention goes through `scaled_dot_product_attention`.
+
+Two ways in:
+- `forward(idx, targets)` for training: full causal attention over the whole sequence.
+- `forward(idx, cache=cache, pos=p)` for generation: writes this chunk's keys/values into a
+  preallocated `KVCache` at positions p..p+T and attends to everything cached so far.
+
+The model knows nothing about tokenizers or text; `vocab_size` is padded (see `GPTConfig`) and
+callers that sample must ignore logits past the tokenizer's real vocabulary.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024  # longest sequence the position table covers
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for efficiency
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # GPT-2 has biases in Linear and LayerNorm; False is a bit faster
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        assert not unknown, f"unknown GPTConfig fields {sorted(unknown)}"
+        return cls(**d)
+
+
+# Named sizes. `tiny` is for tests; `small` is the quickstart's default (~3.5M parameters with a
+# 4k vocabulary: learns the toy world in minutes on a laptop CPU); the gpt2* rows are GPT-2's.
+PRESETS = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=256),
+    "small": dict(n_layer=4, n_head=4, n_embd=256, block_size=256),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, block_size=512),
+    "large": dict(n_layer=8, n_head=8, n_embd=512, block_size=1024),
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024),
+    "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024, block_size=1024),
+    "gpt2-large": dict(n_layer=36, n_head=20, n_embd=1280, block_size=1024),
+    "gpt2-xl": dict(n_layer=48, n_head=25, n_embd=1600, block_size=1024),
+}
+
+
+def pad_vocab(n: int, multiple: int = 64) -> int:
+    return (n + multiple - 1) // multiple * multiple
+
+
+def config_for(preset: str, n_vocab: int, **overrides) -> GPTConfig:
+    """The config of a named preset for a tokenizer with `n_vocab` tokens (padded to 64)."""
+    assert preset in PRESETS, f"unknown preset {preset!r}"
+    return GPTConfig(vocab_size=pad_vocab(n_vocab), **{**PRESETS[preset], **overrides})
+
+
+class KVCache:
+    """Preallocated keys/values for every layer: (n_layer, B, n_head, max_len, head_dim).
+
+    Fixed shapes keep decode steps cheap (no reallocation per token) and graph-capturable.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype):
+        head_dim = config.n_embd // config.n_head
+        shape = (config.n_layer, batch_size, config.n_head, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    def expand(self, batch_size: int) -> "KVCache":
+        """A cache with batch `batch_size` whose every row copies row 0 (one prefill, k samples)."""
+        new = KVCache.__new__(KVCache)
+        new.k = self.k[:, :1].repeat(1, batch_size, 1, 1, 1)
+        new.v = self.v[:, :1].repeat(1, batch_size, 1, 1, 1)
+        new.max_len = self.max_len
+        return new
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, layer_cache=None, pos: int = 0):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if layer_cache is None:
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            )
+        else:
+            cache_k, cache_v = layer_cache  # (B, nh, max_len, hd) views into the KVCache
+            cache_k[:, :, pos : pos + T] = k
+            cache_v[:, :, pos : pos + T] = v
+            k, v = cache_k[:, :, : pos + T], cache_v[:, :, : pos + T]
+            if T == 1:
+                y = F.scaled_dot_product_attention(q, k, v)  # one new token sees everything cached
+            else:
+                # query i (absolute position pos+i) may see keys 0..pos+i
+                mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's tanh approximation, for exact HF parity
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, layer_cache=None, pos: int = 0):
+        x = x + self.attn(self.ln_1(x), layer_cache, pos)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.block_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # tied embeddings, as in GPT-2
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2's scaled init of residual projections
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+
+    def hidden_states(self, idx, cache: KVCache | None = None, pos: int = 0):
+        """Final-LayerNorm activations (B, T, n_embd): what both the LM head and a reward head read."""
+        B, T = idx.shape
+        assert pos + T <= self.config.block_size, f"sequence of {pos + T} exceeds block_size {self.config.block_size}"
+        positions = torch.arange(pos, pos + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))
+        for i, block in enumerate(self.transformer.h):
+            layer_cache = None if cache is None else (cache.k[i], cache.v[i])
+            x = block(x, layer_cache, pos)
+        return self.transformer.ln_f(x)
+
+    def forward(self, idx, targets=None, *, cache: KVCache | None = None, pos: int = 0, loss_mask=None):
+        """idx (B, T) -> logits (B, T, vocab), or the mean loss when `targets` (B, T) is given.
+
+        `loss_mask` (B, T) of 0/1 restricts the loss to chosen target positions (SFT trains only
+        on the assistant's tokens).
+        """
+        x = self.hidden_states(idx, cache, pos)
+        logits = self.lm_head(x)
+        if targets is None:
+            return logits
+        losses = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+        if loss_mask is None:
+            return losses.mean()
+        mask = loss_mask.reshape(-1).to(losses.dtype)
+        return (losses * mask).sum() / mask.sum().clamp(min=1)
+
+    def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:
+        p = self.lm_head.weight
+        return KVCache(self.config, batch_size, max_len or self.config.block_size, p.device, dtype or p.dtype)
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM appendix B, as nanoGPT uses for MFU)."""
+        cfg = self.config
+        return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * (cfg.n_embd // cfg.n_head) * seq_len

@@ -1,0 +1,1 @@
+"""Training: one loop (loop.py) and one small module per objective."""

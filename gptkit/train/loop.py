@@ -1,0 +1,277 @@
+"""The one training loop every objective shares (pretrain, sft, reward, dpo, ppo).
+
+What the loop owns: AdamW (weight decay on matrices only), warmup + cosine schedule, gradient
+accumulation and clipping, autocast precision, periodic validation and samples, the metrics log
+(`metrics.jsonl` in the run folder), checkpoint cadence, exact resume, Ctrl-C and NaN handling.
+
+What it does not know: where batches come from or how a batch becomes a loss. An objective
+provides both:
+
+    class Objective(Protocol):
+        kind: str                                   # checkpoint kind written ("base", ...)
+        def next_batch(self, split, generator): ... # deterministic given the generator state
+        def loss(self, model, batch) -> tuple[Tensor, dict[str, float]]
+        def tokens_in(self, batch) -> int           # for tokens/s
+        def sample(self, model) -> str | None       # optional text shown at eval time
+
+Exact resume: the data order comes only from `generator` (a torch.Generator whose state is saved
+with each checkpoint), the optimizer state and global RNG state are saved as tensors, and the
+schedule is a pure function of the step. So N steps straight and N/2 + resume + N/2 give the
+same parameters bit for bit on CPU.
+"""
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from gptkit.checkpoint import load_train_state, save_checkpoint
+from gptkit.device import DeviceChoice
+from gptkit.errors import TrainingError
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    eval_batches: int = 10
+    save_every: int = 500
+    log_every: int = 10
+    seed: int = 1337
+    compile: bool = False
+    stop_after: int | None = None  # end this invocation (with a save) at this step; the schedule still spans max_steps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio at max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * coeff)
+
+
+def make_optimizer(model, cfg: TrainConfig, device_type: str) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]  # matrices and embeddings decay; biases, norms don't
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device_type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Flatten AdamW state into named tensors (safetensors, not pickle)."""
+    out = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"opt.{idx}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("opt."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    tokens_seen: int = 0
+    best_val: float | None = None
+    history: list = field(default_factory=list)
+
+
+class Reporter:
+    """Where progress goes. The CLI plugs in a Rich display or JSON lines; tests use this silent one."""
+
+    def start(self, total_steps: int, first_step: int, info: dict) -> None: ...
+    def update(self, metrics: dict) -> None: ...
+    def sample(self, step: int, text: str) -> None: ...
+    def message(self, text: str) -> None: ...
+    def finish(self) -> None: ...
+
+
+@torch.no_grad()
+def evaluate(model, objective, cfg: TrainConfig, dc: DeviceChoice) -> dict[str, float]:
+    """Mean loss (and objective metrics) over cfg.eval_batches validation batches, fixed seed."""
+    model.eval()
+    generator = torch.Generator().manual_seed(cfg.seed + 1)  # same val batches at every eval
+    totals: dict[str, float] = {}
+    for _ in range(cfg.eval_batches):
+        batch = objective.next_batch("val", generator)
+        with dc.autocast():
+            loss, metrics = objective.loss(model, batch)
+        for k, v in {"loss": loss.item(), **metrics}.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    model.train()
+    return {f"val_{k}": v / cfg.eval_batches for k, v in totals.items()}
+
+
+def train(
+    model,
+    tokenizer,
+    objective,
+    cfg: TrainConfig,
+    *,
+    run_dir: Path,
+    meta: dict,
+    dc: DeviceChoice,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+) -> Path:
+    """Train `model` with `objective` for cfg.max_steps; returns the last saved step folder.
+
+    `meta` is merged into every checkpoint's metadata (parent, data, tokenizer source, ...).
+    With `resume`, continues from the newest step in `run_dir` (weights, optimizer, RNG, data).
+    Ctrl-C saves a checkpoint of the last finished step and returns it; a NaN/inf loss raises
+    TrainingError and leaves the last good checkpoint as it was.
+    """
+    from gptkit.checkpoint import _latest_step, load_weights
+
+    reporter = reporter or Reporter()
+    run_dir = Path(run_dir)
+    device = torch.device(dc.device)
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    state = RunState()
+    opt = make_optimizer(model, cfg, dc.type)
+    if resume:
+        last = _latest_step(run_dir)
+        if last is None:
+            raise TrainingError(f"--resume: no saved step in {run_dir} to resume from")
+        load_weights(model, last)
+        model.to(device)
+        opt = make_optimizer(model, cfg, dc.type)
+        tensors, info = load_train_state(last)
+        restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items() if k.startswith("opt.")})
+        generator.set_state(tensors["rng.data"])
+        torch.set_rng_state(tensors["rng.torch"])
+        state.step, state.tokens_seen = info["step"], info["tokens_seen"]
+        state.best_val = info.get("best_val")
+        reporter.message(f"resumed from {last} at step {state.step}")
+        if state.step >= cfg.max_steps:
+            reporter.message(f"already at step {state.step} of {cfg.max_steps}: nothing to do (raise --max-steps to go on)")
+            return last
+    model.to(device)
+    model.train()
+    step_fn = torch.compile(model) if cfg.compile else model
+
+    def save(step_meta_extra: dict | None = None) -> Path:
+        tensors = {**optimizer_tensors(opt), "rng.data": generator.get_state(), "rng.torch": torch.get_rng_state()}
+        info = {"step": state.step, "tokens_seen": state.tokens_seen, "best_val": state.best_val, "train_config": cfg.to_dict()}
+        return save_checkpoint(
+            run_dir, model=model, tokenizer=tokenizer,
+            meta={**meta, "kind": objective.kind, "step": state.step, "tokens_seen": state.tokens_seen,
+                  "val_loss": state.best_val, **(step_meta_extra or {})},
+            train_tensors=tensors, train_info=info,
+        )
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    reporter.start(cfg.max_steps, state.step, {"params": sum(p.numel() for p in model.parameters()), "device": dc.reason})
+    last_saved: Path | None = None
+    last_saved_step = -1
+    window_tokens, window_start = 0, time.perf_counter()
+    # Ctrl-C asks the loop to stop at the next step boundary, so the weights saved are never
+    # half-updated; a second Ctrl-C aborts at once without saving.
+    stop_requested = False
+
+    def on_sigint(signum, frame):
+        nonlocal stop_requested
+        if stop_requested:
+            raise KeyboardInterrupt
+        stop_requested = True
+        reporter.message("Ctrl-C: finishing this step, then saving (Ctrl-C again aborts without saving)")
+
+    handle_signals = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGINT, on_sigint) if handle_signals else None
+    try:
+        while state.step < min(cfg.max_steps, cfg.stop_after or cfg.max_steps) and not stop_requested:
+            lr = lr_at(state.step, cfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            extra: dict[str, float] = {}
+            for _ in range(cfg.grad_accum):
+                batch = objective.next_batch("train", generator)
+                with dc.autocast():
+                    loss, extra = objective.loss(step_fn, batch)
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
+                tokens = objective.tokens_in(batch)
+                state.tokens_seen += tokens
+                window_tokens += tokens
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            state.step += 1
+            is_last = state.step == cfg.max_steps or state.step == cfg.stop_after
+            if state.step % cfg.log_every == 0 or is_last or state.step % cfg.save_every == 0 or stop_requested:
+                loss_value = float(loss_sum) / cfg.grad_accum  # note: a CPU-GPU sync point
+                if not math.isfinite(loss_value):
+                    where = f"; the last good checkpoint is {last_saved}" if last_saved else ""
+                    raise TrainingError(f"loss became {loss_value} at step {state.step}: stopping{where} (try a lower --lr)")
+                elapsed = time.perf_counter() - window_start
+                row = {"step": state.step, "loss": round(loss_value, 5), "lr": lr, "grad_norm": round(float(grad_norm), 4),
+                       "tokens_seen": state.tokens_seen, "tok_per_s": round(window_tokens / max(elapsed, 1e-9), 1),
+                       "time": round(time.time(), 3), **{k: round(float(v), 5) for k, v in extra.items()}}
+                if cfg.eval_every and (state.step % cfg.eval_every == 0 or is_last) and not stop_requested:
+                    row.update({k: round(v, 5) for k, v in evaluate(model, objective, cfg, dc).items()})
+                    if "val_loss" in row and (state.best_val is None or row["val_loss"] < state.best_val):
+                        state.best_val = row["val_loss"]
+                    text = objective.sample(model)
+                    if text:
+                        reporter.sample(state.step, text)
+                    model.train()
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+                reporter.update(row)
+                window_tokens, window_start = 0, time.perf_counter()
+            if state.step % cfg.save_every == 0 or is_last:
+                last_saved, last_saved_step = save(), state.step
+        if stop_requested and state.step > 0 and last_saved_step != state.step:
+            last_saved = save({"interrupted": True})
+            reporter.message(f"interrupted: saved step {state.step} to {last_saved}")
+    finally:
+        metrics_file.close()
+        if handle_signals:
+            signal.signal(signal.SIGINT, previous_handler)
+        reporter.finish()
+    if last_saved is None:
+        raise TrainingError("interrupted before the first step finished; nothing was saved")
+    return last_saved
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse to silently overwrite a run, or to resume one that does not exist."""
+    from gptkit.checkpoint import _latest_step
+
+    has_steps = run_dir.is_dir() and _latest_step(run_dir) is not None
+    if resume and not has_steps:
+        raise TrainingError(f"--resume: {run_dir} holds no saved step to resume from")
+    if not resume and has_steps:
+        raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")

@@ -1,0 +1,105 @@
+"""Pretraining objective: next-token prediction on every token of a document stream.
+
+A batch is (x, y) from `data.text.random_batch`; the loss is the mean cross-entropy. The sample
+shown at eval time is a short continuation of a fixed prompt (seeded, so comparable over time).
+"""
+
+import torch
+
+from gptkit.data.text import TokenShards, build_shards, random_batch
+from gptkit.engine import SamplingParams, complete
+
+
+class PretrainObjective:
+    kind = "base"
+
+    def __init__(self, shards: TokenShards, tokenizer, *, batch_size: int, seq_len: int, device, sample_prompt: str = ""):
+        self.shards, self.tokenizer = shards, tokenizer
+        self.batch_size, self.seq_len, self.device = batch_size, seq_len, device
+        self.sample_prompt = sample_prompt
+
+    def next_batch(self, split: str, generator: torch.Generator):
+        data = self.shards.train if split == "train" else self.shards.val
+        x, y = random_batch(data, self.batch_size, self.seq_len, generator)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def loss(self, model, batch):
+        x, y = batch
+        return model(x, y), {}
+
+    def tokens_in(self, batch) -> int:
+        return batch[0].numel()
+
+    def sample(self, model) -> str | None:
+        return sample_text(model, self.tokenizer, self.tokenizer.encode_document(self.sample_prompt))
+
+
+def sample_text(model, tokenizer, prompt_ids: list[int], max_new_tokens: int = 48) -> str:
+    """A seeded, short continuation used to show progress during training."""
+    model.eval()
+    params = SamplingParams(temperature=0.8, top_k=50, max_new_tokens=max_new_tokens, seed=0)
+    (completion,) = complete(model, prompt_ids, params, n_vocab=tokenizer.n_vocab,
+                             stop_ids=(tokenizer.bos_id, tokenizer.end_id))
+    return tokenizer.decode(prompt_ids[1:] + completion.tokens)
+
+
+def load_pretrain_documents(data: list[str]) -> tuple[list[str], str]:
+    """(documents, cache key) for --data specs; the word `toyworld` means the built-in world."""
+    from gptkit.data.text import input_files, read_documents, source_key_for_files
+
+    if list(data) == ["toyworld"]:
+        from gptkit.data import toyworld
+
+        return toyworld.pretrain_documents(), "toyworld-v1"
+    files = input_files(data)
+    return read_documents(files), source_key_for_files(files)
+
+
+def run_pretrain(
+    *,
+    data: list[str],
+    run_dir,
+    cfg,
+    dc,
+    preset: str = "small",
+    tokenizer_spec: str | None = None,
+    vocab_size: int = 4096,
+    init_from: str | None = None,
+    resume: bool = False,
+    reporter=None,
+):
+    """`gptkit train`: returns the last saved step folder of `run_dir`."""
+    from pathlib import Path
+
+    from gptkit.checkpoint import _latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.model import GPT, config_for
+    from gptkit.tokenizer import load_tokenizer, train_tokenizer
+    from gptkit.train.loop import check_run_dir, train
+
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    documents, source_key = load_pretrain_documents(data)
+    parent = None
+    if resume:
+        last = _latest_step(run_dir)
+        meta = read_meta(last)
+        tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
+    elif init_from:
+        ckpt = load_checkpoint(init_from, kinds=("base", "assistant"))
+        tokenizer, model, parent = ckpt.tokenizer, ckpt.model, ckpt.name
+    else:
+        if tokenizer_spec:
+            tokenizer = load_tokenizer(tokenizer_spec)
+        else:
+            if reporter:
+                reporter.message(f"training a {vocab_size}-token BPE tokenizer on the data (--tokenizer to use another)")
+            tokenizer = train_tokenizer(documents, vocab_size, name=run_dir.name)
+        torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed reproduces
+        model = GPT(config_for(preset, tokenizer.n_vocab))
+    shards = build_shards(documents, tokenizer, block_size=model.config.block_size, source_key=source_key)
+    if reporter:
+        reporter.message(f"data: {len(documents)} documents, {len(shards.train):,} train / {len(shards.val):,} val tokens")
+    objective = PretrainObjective(shards, tokenizer, batch_size=cfg.batch_size, seq_len=model.config.block_size,
+                                  device=dc.device, sample_prompt="")
+    meta = {"parent": parent, "data": data, "preset": preset}
+    return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)

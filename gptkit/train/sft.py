@@ -1,0 +1,68 @@
+"""Supervised fine-tuning: turn a base model (document completer) into an assistant.
+
+The loss covers only the assistant's tokens and its end-of-turn token (the mask from
+`render_chat`); a model that never learns `<|end|>` would never stop talking. The run writes an
+`assistant` checkpoint whose metadata names its parent.
+"""
+
+from pathlib import Path
+
+import torch
+
+from gptkit.data.chat import encode_conversations, load_conversations, sample_batch, split_examples
+from gptkit.train.pretrain import sample_text
+
+SAMPLE_QUESTION = "What is the capital of France?"
+
+
+class SFTObjective:
+    kind = "assistant"
+
+    def __init__(self, train_examples, val_examples, tokenizer, *, batch_size: int, device):
+        self.train_examples, self.val_examples = train_examples, val_examples
+        self.tokenizer, self.batch_size, self.device = tokenizer, batch_size, device
+
+    def next_batch(self, split: str, generator: torch.Generator):
+        examples = self.train_examples if split == "train" else self.val_examples
+        x, y, mask = sample_batch(examples, self.batch_size, generator, self.tokenizer.bos_id)
+        return x.to(self.device), y.to(self.device), mask.to(self.device)
+
+    def loss(self, model, batch):
+        x, y, mask = batch
+        return model(x, y, loss_mask=mask), {}
+
+    def tokens_in(self, batch) -> int:
+        return int(batch[2].sum())  # trained (assistant) tokens
+
+    def sample(self, model) -> str | None:
+        from gptkit.tokenizer import render_chat
+
+        ids, _ = render_chat(self.tokenizer, [{"role": "user", "content": SAMPLE_QUESTION}], add_generation_prompt=True)
+        return sample_text(model, self.tokenizer, ids)
+
+
+def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False, reporter=None) -> Path:
+    """`gptkit sft`: returns the last saved step folder of `run_dir`."""
+    from gptkit.checkpoint import _latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.errors import UsageError
+    from gptkit.tokenizer import load_tokenizer
+    from gptkit.train.loop import check_run_dir, train
+
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    if resume:
+        last = _latest_step(run_dir)
+        meta = read_meta(last)
+        tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
+    else:
+        if not init_from:
+            raise UsageError("-m/--model: give the base checkpoint to fine-tune")
+        ckpt = load_checkpoint(init_from, kinds=("base", "assistant"))
+        tokenizer, model, parent = ckpt.tokenizer, ckpt.model, ckpt.name
+    examples = encode_conversations(tokenizer, load_conversations(data), model.config.block_size)
+    train_examples, val_examples = split_examples(examples)
+    if reporter:
+        reporter.message(f"data: {len(examples)} conversations ({len(train_examples)} train / {len(val_examples)} val)")
+    objective = SFTObjective(train_examples, val_examples, tokenizer, batch_size=cfg.batch_size, device=dc.device)
+    meta = {"parent": parent, "data": data}
+    return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)

@@ -1,0 +1,1 @@
+"""Terminal UI: progress displays, the chat REPL, the rank UI and shared Rich renderables."""

@@ -1,0 +1,68 @@
+"""Shared Rich renderables: coloured tokens, side-by-side answer panels, vote bars.
+
+Pure presentation: these functions take strings, ids and numbers and return Rich objects; they
+never run a model.
+"""
+
+from rich.columns import Columns
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+TOKEN_STYLES = ("on #3b4261", "on #2d3f4f")  # alternate backgrounds so token boundaries show
+
+
+def colored_tokens(tokenizer, ids: list[int], mask: list[int] | None = None) -> Text:
+    """Each token on an alternating background; special tokens bold magenta; masked-in tokens green.
+
+    With a mask (SFT), tokens the loss trains on are green and the rest dim, which shows exactly
+    what the model learns to produce.
+    """
+    text = Text()
+    for i, piece in enumerate(tokenizer.token_strings(ids)):
+        if tokenizer.is_special(ids[i]):
+            style = "bold magenta"
+        elif mask is not None:
+            style = "bold green" if mask[i] else "dim"
+        else:
+            style = TOKEN_STYLES[i % 2]
+        text.append(piece, style=style)
+    return text
+
+
+def answer_panels(answers: list[tuple[str, str]], *, width: int | None = None) -> Columns:
+    """Side-by-side panels, one per (title, text); they wrap onto more rows when narrow."""
+    panels = [Panel(Text(text), title=title, title_align="left", border_style="cyan", expand=True) for title, text in answers]
+    return Columns(panels, equal=True, expand=True, width=width)
+
+
+def vote_bars(counts: list[tuple[str | None, int]], total: int, width: int = 30) -> Table:
+    """A histogram of extracted answers: answer, bar, count, share."""
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("answer")
+    table.add_column("votes")
+    table.add_column("n", justify="right")
+    table.add_column("share", justify="right")
+    for answer, n in counts:
+        bar = "█" * max(1, round(width * n / max(total, 1)))
+        table.add_row("(none)" if answer is None else str(answer), Text(bar, style="green"), str(n), f"{n / max(total, 1):.0%}")
+    return table
+
+
+def answer_grid(answers: list[tuple[str, str]], width: int, min_column: int = 32):
+    """Panels side by side when each gets at least `min_column` cells of `width`, stacked otherwise.
+
+    Unlike `answer_panels`, the layout is decided up front, so k answers always read either as
+    one row to compare across or as a column to read down, never as a ragged wrap.
+    """
+    from rich.console import Group
+
+    panels = [Panel(Text(text) if text.strip() else Text("(empty)", style="dim"), title=title,
+                    title_align="left", border_style="cyan", expand=True) for title, text in answers]
+    if width // max(1, len(panels)) < min_column:
+        return Group(*panels)
+    grid = Table.grid(expand=True, padding=(0, 1))
+    for _ in panels:
+        grid.add_column(ratio=1)
+    grid.add_row(*panels)
+    return grid

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test runs with its own GPTKIT_HOME and checkpoints folder."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    home = tmp_path / "gptkit_home"
+    monkeypatch.setenv("GPTKIT_HOME", str(home))
+    monkeypatch.setenv("GPTKIT_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    return home
+
+
+TINY_CORPUS = [
+    f"Q: What is the capital of {country}?\nA: {capital}\n\nThe {animal} says {sound}. {a} + {b} = {a + b}."
+    for country, capital, animal, sound, a, b in [
+        ("France", "Paris", "cat", "meow", 12, 7), ("Japan", "Tokyo", "dog", "woof", 3, 45),
+        ("Italy", "Rome", "cow", "moo", 20, 22), ("Kenya", "Nairobi", "duck", "quack", 9, 9),
+    ]
+] * 20 + ["日本の首都は東京です。", "Explain the moon landing to a 6 year old."]
+
+
+def make_tiny_checkpoints(root):
+    """A trained tokenizer plus randomly initialised `tiny` GPTs saved as base and assistant runs.
+
+    Random weights produce gibberish, which is all a UI or plumbing test needs; tests about what a
+    model learns train their own.
+    """
+    import torch
+
+    from gptkit.checkpoint import save_checkpoint
+    from gptkit.model import GPT, config_for
+    from gptkit.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(TINY_CORPUS, 320, name="tiny")
+    out = {}
+    for i, kind in enumerate(("base", "assistant")):
+        torch.manual_seed(i)
+        model = GPT(config_for("tiny", tok.n_vocab))
+        parent = None if kind == "base" else "base/step-000001"
+        out[kind] = save_checkpoint(root / kind, model=model, tokenizer=tok, meta={"kind": kind, "step": 1, "tokens_seen": 0, "parent": parent})
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """{"base": step folder, "assistant": step folder} shared by the whole session (read-only)."""
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))

@@ -1,0 +1,128 @@
+"""The GPT and the id-only engine: KV cache parity, lock-step sampling, seeds, filtering."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gptkit.engine import SamplingParams, complete, sample_next
+from gptkit.model import GPT, GPTConfig, config_for, pad_vocab
+
+VOCAB = 100
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    cfg = GPTConfig(block_size=64, vocab_size=pad_vocab(VOCAB), n_layer=2, n_head=2, n_embd=32, **overrides)
+    return GPT(cfg).eval()
+
+
+def greedy_without_cache(model, prompt, n):
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(torch.tensor([ids]))[0, -1, :VOCAB]
+            ids.append(int(logits.argmax()))
+    return ids[len(prompt):]
+
+
+def test_presets_pad_vocab_and_tie_embeddings():
+    cfg = config_for("tiny", 4101)
+    assert cfg.vocab_size == 4160 and cfg.vocab_size % 64 == 0
+    model = GPT(cfg)
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_greedy_with_kv_cache_equals_without():
+    model = tiny_model()
+    prompt = [5, 17, 3, 99, 42]
+    (c,) = complete(model, prompt, SamplingParams(temperature=0, max_new_tokens=20), n_vocab=VOCAB)
+    assert c.tokens == greedy_without_cache(model, prompt, 20)
+
+
+def test_chunked_prefill_matches_full_forward():
+    model = tiny_model(1)
+    ids = torch.randint(0, VOCAB, (1, 20))
+    with torch.no_grad():
+        full = model(ids)
+        cache = model.new_cache(1, 32)
+        first = model(ids[:, :12], cache=cache, pos=0)
+        rest = model(ids[:, 12:], cache=cache, pos=12)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_k_rows_from_one_prefill_equal_single_greedy():
+    model = tiny_model(2)
+    prompt = [1, 2, 3, 4]
+    params = SamplingParams(temperature=0, max_new_tokens=16)
+    (single,) = complete(model, prompt, params, n_vocab=VOCAB)
+    rows = complete(model, prompt, params, n_vocab=VOCAB, num_samples=5)
+    assert all(r.tokens == single.tokens for r in rows)
+
+
+def test_fixed_seed_reproduces_and_rows_differ():
+    model = tiny_model(3)
+    params = SamplingParams(temperature=1.5, max_new_tokens=12, seed=7)
+    a = complete(model, [1, 2], params, n_vocab=VOCAB, num_samples=4)
+    b = complete(model, [1, 2], params, n_vocab=VOCAB, num_samples=4)
+    assert [r.tokens for r in a] == [r.tokens for r in b]
+    assert len({tuple(r.tokens) for r in a}) > 1  # the rows really are independent samples
+
+
+def test_stop_ids_end_rows_and_are_stripped():
+    model = tiny_model(4)
+    (greedy,) = complete(model, [9, 8, 7], SamplingParams(temperature=0, max_new_tokens=10), n_vocab=VOCAB)
+    stop = greedy.tokens[3]
+    (c,) = complete(model, [9, 8, 7], SamplingParams(temperature=0, max_new_tokens=10), n_vocab=VOCAB, stop_ids=(stop,))
+    assert c.finish_reason == "stop"
+    assert c.tokens == greedy.tokens[: greedy.tokens.index(stop)]
+
+
+def test_should_stop_ends_one_row_only():
+    model = tiny_model(5)
+    params = SamplingParams(temperature=1.0, max_new_tokens=8, seed=1)
+    rows = complete(model, [1], params, n_vocab=VOCAB, num_samples=3, should_stop=lambda r, toks: r == 0 and len(toks) == 2)
+    assert len(rows[0].tokens) == 2 and rows[0].finish_reason == "stop"
+    assert len(rows[1].tokens) == 8 and rows[1].finish_reason == "length"
+
+
+def test_padding_logits_never_sampled():
+    model = tiny_model(6)
+    with torch.no_grad():
+        model.lm_head.weight[VOCAB:] = 10.0  # make padding rows attractive; they must still be ignored
+    rows = complete(model, [1, 2], SamplingParams(temperature=1.0, max_new_tokens=10, seed=0), n_vocab=VOCAB, num_samples=4)
+    assert all(t < VOCAB for r in rows for t in r.tokens)
+
+
+def test_long_prompt_is_cropped_to_context():
+    model = tiny_model(7)
+    rows = complete(model, list(range(1, 90)), SamplingParams(temperature=0, max_new_tokens=10), n_vocab=VOCAB)
+    assert len(rows[0].tokens) == 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 20), st.floats(0.05, 1.0), st.integers(0, 2**31 - 1))
+def test_top_k_and_top_p_keep_only_allowed_tokens(k, p, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 30, generator=g) * 3
+    allowed_k = torch.topk(logits, k, dim=-1).indices
+    ids = sample_next(logits, SamplingParams(temperature=1.0, top_k=k), torch.Generator().manual_seed(seed))
+    assert all(int(ids[i]) in allowed_k[i].tolist() for i in range(3))
+    probs = logits.softmax(-1)
+    ids = sample_next(logits, SamplingParams(temperature=1.0, top_p=p), torch.Generator().manual_seed(seed))
+    for i in range(3):
+        sorted_p, order = probs[i].sort(descending=True)
+        before = sorted_p.cumsum(0) - sorted_p
+        nucleus = order[before < p].tolist()
+        assert int(ids[i]) in nucleus
+
+
+def test_loss_mask_restricts_loss():
+    model = tiny_model(8)
+    x = torch.randint(0, VOCAB, (2, 10))
+    y = torch.randint(0, VOCAB, (2, 10))
+    mask = torch.zeros(2, 10)
+    mask[:, 5:] = 1
+    masked = model(x, y, loss_mask=mask)
+    logits = model(x)
+    manual = torch.nn.functional.cross_entropy(logits[:, 5:].reshape(-1, logits.size(-1)), y[:, 5:].reshape(-1))
+    torch.testing.assert_close(masked, manual)
