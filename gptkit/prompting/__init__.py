@@ -1,0 +1,9 @@
+"""Prompting: turn a question into what a model reads, and its output back into an answer.
+
+- templates.py: the YAML template schema, its validation, and rendering as a base-model document
+  prefix (text) or as chat messages (a list of {"role", "content"}).
+- answers.py: answer extraction, normalisation, majority voting (self-consistency) and scoring.
+
+Nothing here tokenizes or touches tensors: rendering produces text or messages, and the
+tokenizer module turns those into token ids.
+"""

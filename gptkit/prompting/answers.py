@@ -1,0 +1,156 @@
+"""Answers: pull a final answer out of generated text, normalise it, vote, and score it.
+
+Owns: the named normalisations (`NORMALIZATIONS`), answer extraction with a template's regex,
+majority voting over self-consistency samples (Wang et al. 2022), and scoring against an
+expected answer. Everything here is a pure function of text.
+
+Must not know: templates' YAML, tokenizers, models or the logbook. `templates.py` uses
+`answer_regex_problem` and `NORMALIZATIONS` to validate templates at load time.
+"""
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gptkit.errors import DataError, TemplateError, UsageError
+
+
+def _strip_punct(text: str) -> str:
+    # Unicode category P* covers "." "?" and the Japanese "。" "「」" alike; only the ends are
+    # trimmed so inner punctuation ("St. John's") survives.
+    def removable(ch: str) -> bool:
+        return ch.isspace() or unicodedata.category(ch).startswith("P")
+
+    start, end = 0, len(text)
+    while start < end and removable(text[start]):
+        start += 1
+    while end > start and removable(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+# Thousands groups are tried before a plain digit run so "1,000" is one number, not "1".
+_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def _number(text: str) -> str:
+    """The first integer or decimal in `text`, canonical: "1,000" -> "1000", "07" -> "7",
+    "3.50" -> "3.5", "-0" -> "0", "７０" -> "70". "" when there is none."""
+    match = _NUMBER.search(text)
+    if match is None:
+        return ""
+    sign = "-" if match.group().startswith("-") else ""
+    whole, _, frac = match.group().lstrip("-").replace(",", "").partition(".")
+    # Any Unicode decimal digit (full-width digits in Japanese output) becomes ASCII.
+    whole = "".join(str(unicodedata.digit(ch)) for ch in whole).lstrip("0") or "0"
+    frac = "".join(str(unicodedata.digit(ch)) for ch in frac).rstrip("0")
+    if whole == "0" and not frac:
+        sign = ""
+    return sign + whole + ("." + frac if frac else "")
+
+
+NORMALIZATIONS = {
+    "strip": str.strip,
+    "lower": str.lower,
+    "strip_punct": _strip_punct,  # punctuation and whitespace at both ends
+    "number": _number,  # the first number, canonical; put it last (strip_punct would eat "-")
+}
+
+
+def normalize_answer(text: str, names: Iterable[str]) -> str:
+    """Apply the named normalisations in order. Unknown names are a bug (templates validate)."""
+    for name in names:
+        text = NORMALIZATIONS[name](text)
+    return text
+
+
+def answer_regex_problem(regex: str) -> str | None:
+    """What is wrong with an answer regex, in a few words, or None when it is usable."""
+    try:
+        groups = re.compile(regex).groups
+    except re.error as err:
+        return f"invalid regular expression: {err}"
+    if groups != 1:
+        return f"needs exactly one capture group (the answer), found {groups}"
+    return None
+
+
+def extract_answer(text: str, regex: str | None, normalize: tuple[str, ...] = ()) -> str | None:
+    """The answer in a generated `text`, normalised, or None when there is none.
+
+    With a regex, the FIRST match's capture group is the answer: a base model keeps writing
+    the document after answering (more "Q: ... A: ... The answer is N." blocks about other
+    questions), and an assistant that rambles tends to restate or drift after its first
+    conclusion, so the first "The answer is N." is the one that belongs to our question.
+    Without a regex, the answer is the first non-blank line, stripped (a direct answer).
+    An answer that normalises to blank text counts as no answer.
+    """
+    if regex is None:
+        raw = next((line.strip() for line in text.splitlines() if line.strip()), None)
+    else:
+        problem = answer_regex_problem(regex)
+        if problem:
+            raise TemplateError(f"{problem}: {regex!r}", field="answer.regex")
+        match = re.search(regex, text)
+        raw = match.group(1) if match else None
+    if raw is None:
+        return None
+    answer = normalize_answer(raw, normalize)
+    return answer if answer.strip() else None
+
+
+@dataclass(frozen=True)
+class Vote:
+    answer: str | None  # the winner; None only when no sample had an answer
+    counts: list[tuple[str, int]]  # every distinct answer, most votes first, ties first-seen first
+    agreement: float  # winner's votes / all samples (failed extractions included); 0.0 if no winner
+    n: int  # samples
+    n_valid: int  # samples with an extractable answer
+
+
+def majority_vote(answers: list[str | None]) -> Vote:
+    """Majority vote over self-consistency samples.
+
+    None (no extractable answer) is never a candidate, so it wins only when every sample is
+    None. Ties are broken by the answer that appeared FIRST among the samples: deterministic,
+    and it favours the sample order the engine produced (seeded), not string order.
+    """
+    tally: dict[str, int] = {}  # insertion order = first appearance
+    for answer in answers:
+        if answer is not None:
+            tally[answer] = tally.get(answer, 0) + 1
+    counts = sorted(tally.items(), key=lambda item: -item[1])  # stable: ties keep first-seen order
+    n = len(answers)
+    if not counts:
+        return Vote(answer=None, counts=[], agreement=0.0, n=n, n_valid=0)
+    winner, votes = counts[0]
+    return Vote(answer=winner, counts=counts, agreement=votes / n, n=n, n_valid=sum(tally.values()))
+
+
+SCORE_METHODS = ("exact", "contains", "regex")
+
+
+def score(output_answer: str | None, expected: str, method: str = "exact") -> bool:
+    """Whether an extracted answer is right.
+
+    exact: equal after stripping surrounding whitespace; contains: `expected` occurs in the
+    answer; regex: `expected` is a pattern that `re.search` finds in the answer (anchor it
+    with ^...$ for a whole-answer match). No answer (None) is never right. Normalise
+    `expected` with the template's normalisations first (`normalize_answer`), or a "lower"
+    template can never match "Tokyo".
+    """
+    if method not in SCORE_METHODS:
+        raise UsageError(f"unknown scoring method {method!r}; expected one of: {', '.join(SCORE_METHODS)}")
+    if not expected.strip():
+        raise DataError("expected answer is empty", field="expected")
+    if output_answer is None:
+        return False
+    if method == "exact":
+        return output_answer.strip() == expected.strip()
+    if method == "contains":
+        return expected.strip() in output_answer
+    try:
+        return re.search(expected, output_answer) is not None
+    except re.error as err:
+        raise DataError(f"invalid regular expression {expected!r}: {err}", field="expected") from None

@@ -1,0 +1,162 @@
+"""Answers: extraction, normalisation, majority voting and scoring."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gptkit.errors import DataError, TemplateError, UsageError
+from gptkit.prompting.answers import (
+    NORMALIZATIONS,
+    Vote,
+    answer_regex_problem,
+    extract_answer,
+    majority_vote,
+    normalize_answer,
+    score,
+)
+
+COT_REGEX = r"(?m)The answer is (.+?)\.?$"
+
+
+# ---- normalisation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, names, expected", [
+    ("  Tokyo \n", ["strip"], "Tokyo"),
+    ("TOKYO", ["lower"], "tokyo"),
+    ("Tokyo.", ["strip_punct"], "Tokyo"),
+    ("  «Tokyo»?! ", ["strip_punct"], "Tokyo"),
+    ("「東京」。", ["strip_punct"], "東京"),
+    ("St. John's.", ["strip_punct"], "St. John's"),
+    ("1,000 people", ["number"], "1000"),
+    ("07", ["number"], "7"),
+    ("about 3.50 metres", ["number"], "3.5"),
+    ("-4 degrees", ["number"], "-4"),
+    ("-0.0", ["number"], "0"),
+    ("0.25", ["number"], "0.25"),
+    ("23 + 45 = 68", ["number"], "23"),
+    ("７０歳", ["number"], "70"),
+    ("no digits", ["number"], ""),
+    (" Paris. ", ["strip_punct", "lower"], "paris"),
+])
+def test_normalisations(text, names, expected):
+    assert normalize_answer(text, names) == expected
+
+
+@given(st.text(), st.sampled_from(sorted(NORMALIZATIONS)))
+@settings(max_examples=500, deadline=None)
+def test_each_normalisation_is_idempotent(text, name):
+    once = normalize_answer(text, [name])
+    assert normalize_answer(once, [name]) == once
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+       st.lists(st.sampled_from(sorted(NORMALIZATIONS)), max_size=4))
+@settings(max_examples=500, deadline=None)
+def test_normalisation_pipelines_are_idempotent(text, names):
+    once = normalize_answer(text, names)
+    assert normalize_answer(once, names) == once
+
+
+@given(st.integers(min_value=-10**30, max_value=10**30))
+def test_number_reads_back_any_integer(n):
+    assert normalize_answer(f"The answer is {n}.", ["number"]) == str(n)
+    assert normalize_answer(f"{n:,}", ["number"]) == str(n)
+
+
+# ---- extraction ----------------------------------------------------------------------------
+
+
+def test_first_match_wins_when_the_model_keeps_writing():
+    text = ("When I was 6 my sister was 3. 70 - 3 = 67. The answer is 67.\n\n"
+            "Q: When Ken was 10 ...\nA: ... The answer is 25.")
+    assert extract_answer(text, COT_REGEX, ("number",)) == "67"
+
+
+def test_regex_capture_with_decimals_and_text():
+    assert extract_answer("so it is 3.5. The answer is 3.5.", COT_REGEX) == "3.5"
+    assert extract_answer("The answer is Tokyo.\nMore.", COT_REGEX) == "Tokyo"
+    assert extract_answer("The answer is 1,000", COT_REGEX, ("number",)) == "1000"
+
+
+def test_no_match_or_empty_answer_is_none():
+    assert extract_answer("I do not know.", COT_REGEX, ("number",)) is None
+    assert extract_answer("The answer is many.", COT_REGEX, ("number",)) is None  # number finds nothing
+    assert extract_answer("", None) is None
+    assert extract_answer(" \n\n ", None) is None
+    assert extract_answer("...", None, ("strip_punct",)) is None
+
+
+def test_fallback_is_first_non_blank_line():
+    assert extract_answer(" Paris\n\nQ: What is the capital of Spain?\nA: Madrid", None) == "Paris"
+    assert extract_answer("\n\n  Tokyo.  \nmore", None, ("strip_punct",)) == "Tokyo"
+
+
+def test_unusable_regex_is_a_template_error():
+    assert answer_regex_problem(r"The answer is (\d+)") is None
+    assert "exactly one" in answer_regex_problem(r"\d+")
+    assert "invalid" in answer_regex_problem("(")
+    with pytest.raises(TemplateError, match="answer.regex"):
+        extract_answer("The answer is 4", r"(\d)(\d)")
+
+
+# ---- voting --------------------------------------------------------------------------------
+
+
+def test_majority_vote_example():
+    vote = majority_vote(["67", None, "35", "67", "67", "35", None, "73"])
+    assert vote == Vote(answer="67", counts=[("67", 3), ("35", 2), ("73", 1)], agreement=3 / 8, n=8, n_valid=6)
+
+
+def test_tie_goes_to_the_first_seen_answer():
+    assert majority_vote(["b", "a", "a", "b"]).answer == "b"
+    assert majority_vote([None, "a", "b", "b", "a"]).answer == "a"
+    assert majority_vote(["z", "y"]).counts == [("z", 1), ("y", 1)]
+
+
+def test_none_never_wins_unless_all_are_none():
+    assert majority_vote([None, None, None, "7"]) == Vote("7", [("7", 1)], 0.25, 4, 1)
+    assert majority_vote([None, None]) == Vote(None, [], 0.0, 2, 0)
+    assert majority_vote([]) == Vote(None, [], 0.0, 0, 0)
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"])), max_size=30))
+def test_majority_vote_invariants(answers):
+    vote = majority_vote(answers)
+    valid = [a for a in answers if a is not None]
+    assert vote.n == len(answers) and vote.n_valid == len(valid)
+    assert 0.0 <= vote.agreement <= 1.0
+    assert sum(c for _, c in vote.counts) == len(valid)
+    assert dict(vote.counts) == {a: valid.count(a) for a in valid}
+    counts = [c for _, c in vote.counts]
+    assert counts == sorted(counts, reverse=True)
+    if not valid:
+        assert vote.answer is None and vote.agreement == 0.0
+        return
+    top = max(valid.count(a) for a in valid)
+    assert valid.count(vote.answer) == top
+    assert vote.answer == next(a for a in valid if valid.count(a) == top)  # first seen among the tied
+    assert vote.agreement == top / len(answers)
+    # ties within counts keep first-seen order
+    first_seen = {a: valid.index(a) for a in valid}
+    for (a, ca), (b, cb) in zip(vote.counts, vote.counts[1:]):
+        assert ca > cb or first_seen[a] < first_seen[b]
+
+
+# ---- scoring -------------------------------------------------------------------------------
+
+
+def test_score_methods():
+    assert score("67", "67") and score(" 67 ", "67 ") and not score("670", "67")
+    assert score("Tokyo, Japan", "Tokyo", "contains") and not score("Kyoto", "Tokyo", "contains")
+    assert score("Tokyo", "^(Tokyo|東京)$", "regex") and not score("Not Tokyo", "^(Tokyo|東京)$", "regex")
+    assert not any(score(None, "67", method) for method in ("exact", "contains", "regex"))
+
+
+def test_score_rejects_bad_input():
+    with pytest.raises(UsageError, match="exact, contains, regex"):
+        score("a", "a", "fuzzy")
+    with pytest.raises(DataError, match="field 'expected'"):
+        score("a", "(", "regex")
+    with pytest.raises(DataError, match="empty"):
+        score("a", " ", "contains")
