@@ -61,3 +61,17 @@ def pick_device(spec: str = "auto") -> DeviceChoice:
         return DeviceChoice(spec, "float32", why + "; fp32 (this GPU lacks bf16)")
     # MPS autocast support varies by torch version; fp32 is the safe, documented choice there.
     return DeviceChoice(spec, "float32", why + "; fp32")
+
+
+# Dense bf16 peak FLOP/s by GPU name, for MFU (model FLOPs utilisation) in the progress display.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12, "4090": 165e12}
+
+
+def peak_flops(dc: DeviceChoice) -> float | None:
+    """The GPU's peak for MFU, or None (CPU, MPS, an unknown GPU)."""
+    if dc.type != "cuda":
+        return None
+    import torch
+
+    name = torch.cuda.get_device_name()
+    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)

@@ -130,8 +130,10 @@ def build_shards(documents: list[str], tokenizer, *, block_size: int, source_key
         stream[:-n_val].tofile(tmp / "train.bin")
         stream[-n_val:].tofile(tmp / "val.bin")
         (tmp / "meta.json").write_text(json.dumps({"dtype": np.dtype(dtype).name, "documents": len(documents)}))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process (a DDP rank) finished the same shards first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
     meta = json.loads((folder / "meta.json").read_text())
     dtype = np.dtype(meta["dtype"])
     return TokenShards(

@@ -22,6 +22,7 @@ same parameters bit for bit on CPU.
 
 import json
 import math
+from contextlib import nullcontext
 import signal
 import threading
 import time
@@ -148,17 +149,20 @@ def train(
     `meta` is merged into every checkpoint's metadata (parent, data, tokenizer source, ...).
     With `resume`, continues from the newest step in `run_dir` (weights, optimizer, RNG, data).
     Ctrl-C saves a checkpoint of the last finished step and returns it; a NaN/inf loss raises
-    TrainingError and leaves the last good checkpoint as it was.
+    TrainingError and leaves the last good checkpoint as it was. Under torchrun the ranks share
+    the work (see distributed.py); rank 0 alone reports and saves.
     """
     from gptkit.checkpoint import _latest_step, load_weights
+    from gptkit.device import peak_flops
+    from gptkit.train.distributed import any_rank, init_distributed, mean_over_ranks, wrap_model
 
-    reporter = reporter or Reporter()
+    dist = init_distributed(dc.type)
+    reporter = reporter if (reporter and dist.is_main) else Reporter()
     run_dir = Path(run_dir)
     device = torch.device(dc.device)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = RunState()
-    opt = make_optimizer(model, cfg, dc.type)
     if resume:
         last = _latest_step(run_dir)
         if last is None:
@@ -170,15 +174,18 @@ def train(
         restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items() if k.startswith("opt.")})
         generator.set_state(tensors["rng.data"])
         torch.set_rng_state(tensors["rng.torch"])
-        state.step, state.tokens_seen = info["step"], info["tokens_seen"]
-        state.best_val = info.get("best_val")
+        state.step, state.tokens_seen, state.best_val = info["step"], info["tokens_seen"], info.get("best_val")
         reporter.message(f"resumed from {last} at step {state.step}")
         if state.step >= cfg.max_steps:
             reporter.message(f"already at step {state.step} of {cfg.max_steps}: nothing to do (raise --max-steps to go on)")
             return last
-    model.to(device)
+    else:
+        model.to(device)
+        opt = make_optimizer(model, cfg, dc.type)
     model.train()
-    step_fn = torch.compile(model) if cfg.compile else model
+    step_fn = wrap_model(torch.compile(model) if cfg.compile else model, dist, dc.type)
+    peak = peak_flops(dc)
+    flops_per_token = model.flops_per_token(model.config.block_size) if hasattr(model, "flops_per_token") else 0
 
     def save(step_meta_extra: dict | None = None) -> Path:
         tensors = {**optimizer_tensors(opt), "rng.data": generator.get_state(), "rng.torch": torch.get_rng_state()}
@@ -190,8 +197,9 @@ def train(
             train_tensors=tensors, train_info=info,
         )
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
     reporter.start(cfg.max_steps, state.step, {"params": sum(p.numel() for p in model.parameters()), "device": dc.reason})
     last_saved: Path | None = None
     last_saved_step = -1
@@ -209,37 +217,43 @@ def train(
 
     handle_signals = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, on_sigint) if handle_signals else None
+    end_step = min(cfg.max_steps, cfg.stop_after or cfg.max_steps)
     try:
-        while state.step < min(cfg.max_steps, cfg.stop_after or cfg.max_steps) and not stop_requested:
+        while state.step < end_step and not stop_requested:
             lr = lr_at(state.step, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss_sum = 0.0
+            loss_sum = torch.zeros((), device=device)
             extra: dict[str, float] = {}
-            for _ in range(cfg.grad_accum):
-                batch = objective.next_batch("train", generator)
-                with dc.autocast():
+            for micro in range(cfg.grad_accum):
+                # every rank draws the whole global batch from the shared generator and keeps its slice
+                batch = [objective.next_batch("train", generator) for _ in range(dist.world)][dist.rank]
+                sync = micro == cfg.grad_accum - 1 or not dist.enabled
+                with (nullcontext() if sync else step_fn.no_sync()), dc.autocast():
                     loss, extra = objective.loss(step_fn, batch)
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
-                tokens = objective.tokens_in(batch)
+                tokens = objective.tokens_in(batch) * dist.world
                 state.tokens_seen += tokens
                 window_tokens += tokens
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
             state.step += 1
-            is_last = state.step == cfg.max_steps or state.step == cfg.stop_after
+            stop_requested = any_rank(stop_requested, dist, device)
+            is_last = state.step == end_step
             if state.step % cfg.log_every == 0 or is_last or state.step % cfg.save_every == 0 or stop_requested:
-                loss_value = float(loss_sum) / cfg.grad_accum  # note: a CPU-GPU sync point
+                loss_value = float(mean_over_ranks(loss_sum, dist)) / cfg.grad_accum  # note: a CPU-GPU sync point
                 if not math.isfinite(loss_value):
                     where = f"; the last good checkpoint is {last_saved}" if last_saved else ""
                     raise TrainingError(f"loss became {loss_value} at step {state.step}: stopping{where} (try a lower --lr)")
-                elapsed = time.perf_counter() - window_start
+                elapsed = max(time.perf_counter() - window_start, 1e-9)
                 row = {"step": state.step, "loss": round(loss_value, 5), "lr": lr, "grad_norm": round(float(grad_norm), 4),
-                       "tokens_seen": state.tokens_seen, "tok_per_s": round(window_tokens / max(elapsed, 1e-9), 1),
+                       "tokens_seen": state.tokens_seen, "tok_per_s": round(window_tokens / elapsed, 1),
                        "time": round(time.time(), 3), **{k: round(float(v), 5) for k, v in extra.items()}}
-                if cfg.eval_every and (state.step % cfg.eval_every == 0 or is_last) and not stop_requested:
+                if peak and flops_per_token:
+                    row["mfu"] = round(flops_per_token * window_tokens / elapsed / (peak * dist.world), 4)
+                if dist.is_main and cfg.eval_every and (state.step % cfg.eval_every == 0 or is_last) and not stop_requested:
                     row.update({k: round(v, 5) for k, v in evaluate(model, objective, cfg, dc).items()})
                     if "val_loss" in row and (state.best_val is None or row["val_loss"] < state.best_val):
                         state.best_val = row["val_loss"]
@@ -247,20 +261,24 @@ def train(
                     if text:
                         reporter.sample(state.step, text)
                     model.train()
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
+                if metrics_file:
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
                 reporter.update(row)
                 window_tokens, window_start = 0, time.perf_counter()
-            if state.step % cfg.save_every == 0 or is_last:
+            if (state.step % cfg.save_every == 0 or is_last) and dist.is_main:
                 last_saved, last_saved_step = save(), state.step
-        if stop_requested and state.step > 0 and last_saved_step != state.step:
+        if stop_requested and state.step > 0 and last_saved_step != state.step and dist.is_main:
             last_saved = save({"interrupted": True})
             reporter.message(f"interrupted: saved step {state.step} to {last_saved}")
     finally:
-        metrics_file.close()
+        if metrics_file:
+            metrics_file.close()
         if handle_signals:
             signal.signal(signal.SIGINT, previous_handler)
         reporter.finish()
+    if not dist.is_main:
+        return run_dir
     if last_saved is None:
         raise TrainingError("interrupted before the first step finished; nothing was saved")
     return last_saved
