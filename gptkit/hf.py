@@ -1,0 +1,348 @@
+"""Hugging Face GPT-2 interop: import a local transformers GPT-2 folder, export one.
+
+Contract:
+- `import_hf` reads config.json + model.safetensors (or a sharded safetensors index) from a local
+  folder and writes a gptkit "base" checkpoint at step 0. Pickle files (pytorch_model.bin, *.pt,
+  ...) are refused by name and by content, never opened with torch.load.
+- `export_hf` writes config.json + model.safetensors that `transformers.GPT2LMHeadModel` loads
+  with identical logits, plus gptkit's own tokenizer files in `gptkit-tokenizer/` so that
+  export -> import keeps the tokenizer. (They go in a subfolder because an HF folder's top-level
+  tokenizer.json means HF's fast-tokenizer format, which gptkit's file is not.)
+- `hf_state_dict` / `gpt2_config` are the one mapping gptkit -> HF; benches use them too.
+
+The two layouts differ only in three ways: HF's Conv1D stores (in, out) where nn.Linear stores
+(out, in); HF's vocabulary is the tokenizer's real size where ours is padded to a multiple of 64;
+old HF files carry the causal-mask buffers attn.bias / attn.masked_bias, which are not weights.
+
+It knows nothing about training or generation; transformers itself is never imported here.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from gptkit.errors import CheckpointError, TokenizerError
+
+CONV1D_WEIGHTS = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
+MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers in files saved by transformers < 4.3x
+TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # both are GELU's tanh approximation, as nn.GELU("tanh")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+TOKENIZER_DIR = "gptkit-tokenizer"
+# tiktoken's gpt2/r50k_base pattern: GPT-2's original regex, written with possessive quantifiers.
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Import
+
+
+def import_hf(hf_dir: Path, run_dir: Path, *, tokenizer_spec: str | None = None) -> Path:
+    """Convert a local HF GPT-2 folder into a gptkit base checkpoint; returns its step folder."""
+    from gptkit.checkpoint import save_checkpoint
+    from gptkit.model import GPT, pad_vocab
+
+    hf_dir, run_dir = Path(hf_dir).expanduser(), Path(run_dir)
+    if not hf_dir.is_dir():
+        raise CheckpointError(f"{hf_dir}: expected a Hugging Face model folder (config.json + model.safetensors)")
+    if run_dir.is_dir() and any(run_dir.glob("step-*")):
+        raise CheckpointError(f"{run_dir} already holds a run; choose another output name")
+    hf_config = read_hf_config(hf_dir / "config.json")
+    tensors = read_hf_tensors(hf_dir)  # before the tokenizer: a pickle folder is refused first
+    tokenizer = import_tokenizer(hf_dir, tokenizer_spec)
+    config = gpt_config_from_hf(hf_config, pad_vocab(max(hf_config["vocab_size"], tokenizer.n_vocab)))
+    model = GPT(config)
+    state = gpt_state_from_hf(tensors, hf_config, model.state_dict(), hf_dir)
+    model.load_state_dict(state)
+    meta = {"kind": "base", "step": 0, "tokens_seen": 0, "parent": f"hf:{hf_dir.resolve()}"}
+    return save_checkpoint(run_dir, model=model, tokenizer=tokenizer, meta=meta)
+
+
+def read_hf_config(path: Path) -> dict:
+    """config.json of a GPT-2 the gptkit architecture reproduces exactly, else CheckpointError."""
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file missing (a Hugging Face model folder has config.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    if cfg.get("model_type", "gpt2") != "gpt2":
+        raise CheckpointError(f"{path}: field 'model_type': expected 'gpt2', got {cfg['model_type']!r}")
+    for key in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+        if type(cfg.get(key)) is not int or cfg[key] <= 0:
+            raise CheckpointError(f"{path}: field '{key}': expected a positive integer, got {cfg.get(key)!r}")
+    if cfg["n_embd"] % cfg["n_head"]:
+        raise CheckpointError(f"{path}: field 'n_head': {cfg['n_head']} does not divide n_embd {cfg['n_embd']}")
+    expected = {
+        "activation_function": (cfg.get("activation_function", "gelu_new") in TANH_GELUS, "gelu_new"),
+        "layer_norm_epsilon": (_is_close(cfg.get("layer_norm_epsilon", 1e-5), 1e-5), "1e-05"),
+        "n_inner": (cfg.get("n_inner") in (None, 4 * cfg["n_embd"]), f"null or {4 * cfg['n_embd']}"),
+        "scale_attn_weights": (cfg.get("scale_attn_weights", True) is True, "true"),
+        "scale_attn_by_inverse_layer_idx": (cfg.get("scale_attn_by_inverse_layer_idx", False) is False, "false"),
+        "add_cross_attention": (cfg.get("add_cross_attention", False) is False, "false"),
+    }
+    for key, (ok, want) in expected.items():
+        if not ok:
+            raise CheckpointError(f"{path}: field '{key}': gptkit's GPT-2 needs {want}, got {cfg[key]!r}")
+    return cfg
+
+
+def _is_close(value, target: float) -> bool:
+    return type(value) in (int, float) and abs(value - target) <= 1e-12
+
+
+def gpt_config_from_hf(hf_config: dict, vocab_size: int):
+    from gptkit.model import GPTConfig
+
+    # dropout 0: an imported model is fine-tuned or sampled, not pretrained again (nanoGPT's choice)
+    return GPTConfig(block_size=hf_config["n_positions"], vocab_size=vocab_size, n_layer=hf_config["n_layer"],
+                     n_head=hf_config["n_head"], n_embd=hf_config["n_embd"], dropout=0.0, bias=True)
+
+
+def read_hf_tensors(hf_dir: Path) -> dict:
+    """All tensors of model.safetensors (or of the shards its index names); pickles are refused."""
+    from gptkit.checkpoint import read_tensors
+
+    single, index = hf_dir / "model.safetensors", hf_dir / "model.safetensors.index.json"
+    if single.is_file():
+        return read_tensors(single)
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{index}: unreadable safetensors index ({e})") from None
+        tensors = {}
+        for shard in shards:
+            if Path(shard).name != shard:
+                raise CheckpointError(f"{index}: field 'weight_map': shard {shard!r} is not a file in {hf_dir}")
+            tensors.update(read_tensors(hf_dir / shard))
+        return tensors
+    pickles = sorted(p.name for p in hf_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(
+            f"{hf_dir}: holds only {', '.join(pickles)} (pickle/torch.save format, which can run code when "
+            f"loaded; gptkit never loads pickles): convert it to model.safetensors in a trusted environment")
+    raise CheckpointError(f"{hf_dir}: no model.safetensors")
+
+
+def gpt_state_from_hf(tensors: dict, hf_config: dict, expected: dict, hf_dir: Path) -> dict:
+    """HF GPT-2 tensors -> a state dict for gptkit's GPT whose state_dict() is `expected`."""
+    import torch
+
+    source = hf_dir / "model.safetensors"
+    state = {}
+    lm_head = None
+    for key, value in tensors.items():
+        name = key.removeprefix("transformer.")  # GPT2Model files lack the prefix, GPT2LMHeadModel's have it
+        if name.endswith(MASK_BUFFERS):
+            continue
+        if name == "lm_head.weight":
+            lm_head = value
+            continue
+        if name.endswith(CONV1D_WEIGHTS):
+            value = value.t()
+        state["transformer." + name] = value.to(torch.float32).contiguous()
+    wanted = {k for k in expected if k != "lm_head.weight"}
+    missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: tensors do not match config.json (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    wte = state["transformer.wte.weight"]
+    hf_vocab = hf_config["vocab_size"]
+    if wte.shape != (hf_vocab, hf_config["n_embd"]):
+        raise CheckpointError(f"{source}: wte has shape {tuple(wte.shape)}, config.json implies "
+                              f"{(hf_vocab, hf_config['n_embd'])}")
+    if lm_head is not None and not torch.equal(lm_head.to(torch.float32), wte):
+        raise CheckpointError(f"{source}: lm_head.weight differs from wte.weight; gptkit's GPT ties them")
+    if lm_head is None and hf_config.get("tie_word_embeddings", True) is False:
+        raise CheckpointError(f"{hf_dir / 'config.json'}: field 'tie_word_embeddings': gptkit's GPT ties the "
+                              f"embeddings, but this model has none saved for lm_head")
+    padded = torch.zeros_like(expected["transformer.wte.weight"], dtype=torch.float32)
+    padded[:hf_vocab] = wte  # rows past the real vocabulary stay zero
+    state["transformer.wte.weight"] = padded
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{source}: tensor {key} has shape {tuple(value.shape)} (gptkit layout), "
+                                  f"config.json implies {tuple(expected[key].shape)}")
+    state["lm_head.weight"] = padded
+    return state
+
+
+def import_tokenizer(hf_dir: Path, tokenizer_spec: str | None):
+    """--tokenizer if given, else a gptkit export's own files, else GPT-2's vocab.json + merges.txt."""
+    from gptkit.tokenizer import load_tokenizer
+
+    if tokenizer_spec is not None:
+        return load_tokenizer(tokenizer_spec)
+    if (hf_dir / TOKENIZER_DIR).is_dir():
+        return load_tokenizer(hf_dir / TOKENIZER_DIR)
+    vocab, merges = hf_dir / "vocab.json", hf_dir / "merges.txt"
+    if vocab.is_file() and merges.is_file():
+        return tokenizer_from_gpt2_files(vocab, merges, name=hf_dir.name)
+    raise CheckpointError(f"{hf_dir}: no tokenizer found (neither vocab.json + merges.txt nor {TOKENIZER_DIR}/); "
+                          f"pass --tokenizer with a gptkit tokenizer folder or a tiktoken name")
+
+
+# ---------------------------------------------------------------------------------------------
+# GPT-2 byte-level BPE files -> tiktoken
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (encoder.py in openai/gpt-2)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+def tokenizer_from_gpt2_files(vocab_path: Path, merges_path: Path, *, name: str):
+    """A gptkit Tokenizer with the same ids as GPT-2 style vocab.json + merges.txt.
+
+    Mergeable ranks are the vocab ids of the 256 byte tokens and of each merge's result, so ids
+    stay what the model's embedding rows expect; tiktoken merges by rank, so merge results must
+    have increasing ids (true of GPT-2 and of anything HF `tokenizers` trains). Every other vocab
+    entry (<|endoftext|>, added tokens) becomes a special token; gptkit's chat tokens that are
+    missing follow the largest id.
+    """
+    import tiktoken
+
+    from gptkit.tokenizer import SPECIAL_TOKENS, Tokenizer
+
+    try:
+        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        merge_lines = merges_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TokenizerError(f"{vocab_path.parent}: unreadable vocab.json/merges.txt ({e})") from None
+    if not isinstance(vocab, dict) or not all(type(i) is int and i >= 0 for i in vocab.values()):
+        raise TokenizerError(f"{vocab_path}: expected an object of token -> non-negative integer id")
+    if len(set(vocab.values())) != len(vocab):
+        raise TokenizerError(f"{vocab_path}: two tokens share an id")
+    byte_of = {ch: b for b, ch in bytes_to_unicode().items()}
+    ranks: dict[bytes, int] = {}
+    for ch, b in byte_of.items():
+        if ch not in vocab:
+            raise TokenizerError(f"{vocab_path}: byte token {ch!r} (byte {b}) missing; not a byte-level BPE vocabulary")
+        ranks[bytes([b])] = vocab[ch]
+    mergeable = set(byte_of)
+    last_id = -1
+    for number, line in enumerate(merge_lines, start=1):
+        if not line or (number == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        token = "".join(parts)
+        if len(parts) != 2 or token not in vocab or not all(c in byte_of for c in token):
+            raise TokenizerError(f"{merges_path}:{number}: expected two byte-level tokens whose join is in "
+                                 f"vocab.json, got {line[:60]!r}")
+        if token in mergeable:
+            continue
+        if vocab[token] <= last_id:
+            raise TokenizerError(f"{merges_path}:{number}: merge result {token!r} has id {vocab[token]}, below an "
+                                 f"earlier merge's {last_id}; tiktoken needs ids in merge order (pass --tokenizer)")
+        last_id = vocab[token]
+        ranks[bytes(byte_of[c] for c in token)] = vocab[token]
+        mergeable.add(token)
+    special = {token: i for token, i in vocab.items() if token not in mergeable}
+    next_id = max(vocab.values()) + 1
+    for token in SPECIAL_TOKENS:
+        if token not in special:  # <|endoftext|> keeps GPT-2's id 50256 when vocab.json has it
+            special[token] = next_id
+            next_id += 1
+    encoding = tiktoken.Encoding(name=name, pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special)
+    return Tokenizer(encoding, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+
+
+def gpt2_config(config, *, n_vocab: int, bos_id: int) -> dict:
+    """transformers.GPT2Config fields of a gptkit GPTConfig, vocabulary trimmed to `n_vocab`."""
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": n_vocab,
+        "n_positions": config.block_size,
+        "n_embd": config.n_embd,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_inner": None,
+        "activation_function": "gelu_new",
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": False,
+        "reorder_and_upcast_attn": False,
+        "tie_word_embeddings": True,
+        "bos_token_id": bos_id,
+        "eos_token_id": bos_id,
+        "use_cache": True,
+    }
+
+
+def hf_state_dict(model, n_vocab: int) -> dict:
+    """gptkit GPT -> GPT2LMHeadModel tensors on CPU: Conv1D layout, wte trimmed, lm_head tied (omitted)."""
+    from gptkit.checkpoint import model_state
+
+    out = {}
+    for key, value in model_state(model).items():
+        if key.endswith(CONV1D_WEIGHTS):
+            value = value.t()
+        if key == "transformer.wte.weight":
+            value = value[:n_vocab]
+        out[key] = value.contiguous()
+    return out
+
+
+def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
+    """Write a transformers GPT-2 folder for a gptkit checkpoint, atomically; returns the folder."""
+    from safetensors.torch import save_file
+
+    from gptkit.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(ckpt_spec, kinds=("base", "assistant", "policy"))
+    config, tokenizer = ckpt.model.config, ckpt.tokenizer
+    if not config.bias:
+        raise CheckpointError(f"{ckpt.name}: trained with bias=False; GPT-2 has biases, so transformers "
+                              f"could not load it as GPT2LMHeadModel")
+    assert tokenizer.n_vocab <= config.vocab_size, "tokenizer larger than the model's vocabulary"
+    hf_dir = Path(hf_dir).expanduser()
+    if hf_dir.exists() and (not hf_dir.is_dir() or any(hf_dir.iterdir())):
+        raise CheckpointError(f"{hf_dir}: already exists and is not an empty folder; choose a new one")
+    hf_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = hf_dir.parent / f".tmp-{hf_dir.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        # "format": "pt" is the metadata transformers writes and checks when it loads
+        save_file(hf_state_dict(ckpt.model, tokenizer.n_vocab), tmp / "model.safetensors", metadata={"format": "pt"})
+        hf_config = gpt2_config(config, n_vocab=tokenizer.n_vocab, bos_id=tokenizer.bos_id)
+        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+        tokenizer.save(tmp / TOKENIZER_DIR)
+        _fsync_tree(tmp)
+        if hf_dir.exists():
+            hf_dir.rmdir()  # empty, checked above
+        os.replace(tmp, hf_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return hf_dir
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in [*root.rglob("*"), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

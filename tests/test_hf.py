@@ -1,0 +1,317 @@
+"""HF GPT-2 interop: import/export against real transformers models, pickles refused, GPT-2 BPE files."""
+
+import json
+import pickle
+
+import pytest
+import tiktoken
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+transformers = pytest.importorskip("transformers")
+from tokenizers import ByteLevelBPETokenizer  # noqa: E402
+
+from gptkit.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.errors import CheckpointError, TokenizerError  # noqa: E402
+from gptkit.hf import GPT2_SPLIT_PATTERN, TOKENIZER_DIR, export_hf, import_hf, tokenizer_from_gpt2_files  # noqa: E402
+from gptkit.model import GPT, GPTConfig, pad_vocab  # noqa: E402
+from gptkit.tokenizer import SPECIAL_TOKENS, Tokenizer  # noqa: E402
+
+CORPUS = [
+    "The moon landing happened in 1969. Astronauts walked on the moon and came back home.",
+    "A base model continues the document; an assistant answers the question it was asked.",
+    "Tom has 3 sisters and 2 brothers. How many siblings does Tom have? He has 5 siblings.",
+    "Ünïcödé text, emoji 🚀, and   runs of   spaces\nand\n\nnewlines\ttabs.",
+] * 20
+SAMPLES = [
+    "The moon landing happened in 1969.",
+    "Explain the moon landing to a 6 year old in a few sentences.",
+    "unseen words: zyxwvut, quokka, 12345+678=13023 ",
+    "  leading spaces, trailing spaces   \n\n\tand ünïcödé 🚀🚀 ",
+    "it's we'll they've I'm you'd THEY'RE",
+]
+
+
+def hf_forward(model, ids):
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def gpt_forward(model, ids):
+    with torch.no_grad():
+        return model(ids)
+
+
+@pytest.fixture(scope="module")
+def bpe_dir(tmp_path_factory):
+    """vocab.json + merges.txt of a byte-level BPE trained by HF `tokenizers`, as GPT-2 ships them."""
+    folder = tmp_path_factory.mktemp("bpe")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    bpe.save_model(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hf_model_dir(bpe_dir, tmp_path_factory):
+    """A randomly initialised transformers GPT-2 saved with its tokenizer files."""
+    folder = tmp_path_factory.mktemp("hf")
+    vocab = json.loads((bpe_dir / "vocab.json").read_text(encoding="utf-8"))
+    eot = vocab["<|endoftext|>"]
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=128, vocab_size=len(vocab),
+                                     bos_token_id=eot, eos_token_id=eot)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():  # biases and LayerNorms start at 0/1; randomise them so their mapping is checked
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "ln_" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(folder)
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).write_bytes((bpe_dir / name).read_bytes())
+    assert (folder / "model.safetensors").is_file()
+    return folder
+
+
+def copy_folder(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def byte_tokenizer() -> Tokenizer:
+    ranks = {bytes([b]): b for b in range(256)}
+    special = {t: 256 + i for i, t in enumerate(SPECIAL_TOKENS)}
+    encoding = tiktoken.Encoding(name="bytes", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special)
+    return Tokenizer(encoding, "bytes")
+
+
+def saved_gpt(tmp_path, *, bias=True, seed=0):
+    """A randomly initialised gptkit checkpoint (random biases/norms too) with a byte tokenizer."""
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(block_size=64, vocab_size=pad_vocab(tokenizer.n_vocab), n_layer=2, n_head=2, n_embd=64,
+                          bias=bias)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    step = save_checkpoint(tmp_path / "runs" / "tiny", model=model, tokenizer=tokenizer, meta={"kind": "base", "step": 3})
+    return step, model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# import
+
+
+def test_import_matches_transformers_logits(hf_model_dir, tmp_path):
+    step = import_hf(hf_model_dir, tmp_path / "imported")
+    ckpt = load_checkpoint(step)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(hf_model_dir).eval()
+    n = hf.config.vocab_size
+    ids = torch.randint(0, n, (3, 40), generator=torch.Generator().manual_seed(1))
+    ours = gpt_forward(ckpt.model, ids)
+    torch.testing.assert_close(ours[..., :n], hf_forward(hf, ids), atol=1e-4, rtol=1e-4)
+    assert ckpt.model.config.vocab_size % 64 == 0 and ckpt.model.config.block_size == 128
+    assert torch.all(ours[..., n:] == 0)  # padding rows (and the new chat tokens) are zero
+    assert ckpt.meta["kind"] == "base" and ckpt.meta["step"] == 0
+    assert ckpt.meta["parent"] == f"hf:{hf_model_dir.resolve()}"
+
+
+def test_import_reads_unprefixed_files_with_mask_buffers(hf_model_dir, tmp_path):
+    """openai-community/gpt2's file: GPT2Model keys (no "transformer.") plus attn.bias/masked_bias buffers."""
+    folder = copy_folder(hf_model_dir, tmp_path / "old")
+    tensors = load_file(folder / "model.safetensors")
+    old = {k.removeprefix("transformer."): v for k, v in tensors.items()}
+    for i in range(2):
+        old[f"h.{i}.attn.bias"] = torch.tril(torch.ones(128, 128)).view(1, 1, 128, 128)
+        old[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    save_file(old, folder / "model.safetensors", metadata={"format": "pt"})
+    ours = load_checkpoint(import_hf(folder, tmp_path / "a")).model
+    reference = load_checkpoint(import_hf(hf_model_dir, tmp_path / "b")).model
+    for (name, a), (_, b) in zip(ours.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_import_uses_tokenizer_ids_of_vocab_json(hf_model_dir, tmp_path):
+    ckpt = load_checkpoint(import_hf(hf_model_dir, tmp_path / "run"))
+    vocab = json.loads((hf_model_dir / "vocab.json").read_text(encoding="utf-8"))
+    assert ckpt.tokenizer.bos_id == vocab["<|endoftext|>"]  # keeps its id rather than being appended
+    chat_ids = [ckpt.tokenizer.special_id(t) for t in SPECIAL_TOKENS[1:]]
+    assert chat_ids == list(range(len(vocab), len(vocab) + 4))
+    assert ckpt.tokenizer.n_vocab == len(vocab) + 4
+
+
+def test_import_with_explicit_tokenizer(hf_model_dir, tmp_path):
+    folder = copy_folder(hf_model_dir, tmp_path / "no_tok")
+    (folder / "vocab.json").unlink()
+    with pytest.raises(CheckpointError, match="--tokenizer"):
+        import_hf(folder, tmp_path / "a")
+    byte_tokenizer().save(tmp_path / "tok")
+    ckpt = load_checkpoint(import_hf(folder, tmp_path / "b", tokenizer_spec=str(tmp_path / "tok")))
+    assert ckpt.tokenizer.name == "bytes" and ckpt.tokenizer.n_vocab == 261
+    hf_vocab = json.loads((folder / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+    assert ckpt.model.config.vocab_size == pad_vocab(max(hf_vocab, 261))
+
+
+def test_pickle_weights_refused_and_never_executed(hf_model_dir, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
+
+    payload = pickle.dumps({"transformer.wte.weight": Payload()})
+    folder = copy_folder(hf_model_dir, tmp_path / "pickled")
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(payload)
+    with pytest.raises(CheckpointError, match="pytorch_model.bin.*never loads pickles"):
+        import_hf(folder, tmp_path / "a")
+    (folder / "model.safetensors").write_bytes(payload)  # a pickle under the safetensors name
+    with pytest.raises(CheckpointError, match="pickle"):
+        import_hf(folder, tmp_path / "b")
+    assert not marker.exists()
+    pickle.loads(payload)  # the payload is live: loading it would have written the marker
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("activation_function", "relu", "activation_function.*gelu_new"),
+        ("layer_norm_epsilon", 1e-6, "layer_norm_epsilon"),
+        ("n_inner", 100, "n_inner"),
+        ("scale_attn_by_inverse_layer_idx", True, "scale_attn_by_inverse_layer_idx"),
+        ("model_type", "llama", "model_type"),
+        ("n_head", 3, "n_head"),
+        ("n_embd", "64", "n_embd"),
+    ],
+)
+def test_unsupported_configs_refused(hf_model_dir, tmp_path, field, value, message):
+    folder = copy_folder(hf_model_dir, tmp_path / "bad")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config[field] = value
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=message):
+        import_hf(folder, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_weights_that_disagree_with_config_refused(hf_model_dir, tmp_path):
+    folder = copy_folder(hf_model_dir, tmp_path / "bad")
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["transformer.h.1.mlp.c_fc.bias"]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="missing.*h.1.mlp.c_fc.bias"):
+        import_hf(folder, tmp_path / "a")
+    config = json.loads((hf_model_dir / "config.json").read_text(encoding="utf-8"))
+    (folder / "model.safetensors").write_bytes((hf_model_dir / "model.safetensors").read_bytes())
+    (folder / "config.json").write_text(json.dumps({**config, "n_embd": 32}), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="shape"):
+        import_hf(folder, tmp_path / "b")
+
+
+def test_import_refuses_to_overwrite_a_run(hf_model_dir, tmp_path):
+    import_hf(hf_model_dir, tmp_path / "run")
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        import_hf(hf_model_dir, tmp_path / "run")
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def test_export_loads_in_transformers_with_same_logits(tmp_path):
+    step, model, tokenizer = saved_gpt(tmp_path)
+    out = export_hf(step, tmp_path / "hf")
+    hf, info = transformers.GPT2LMHeadModel.from_pretrained(out, output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    hf.eval()
+    assert hf.config.vocab_size == tokenizer.n_vocab and hf.config.n_positions == 64
+    assert hf.lm_head.weight.data_ptr() == hf.transformer.wte.weight.data_ptr()  # tied, as saved
+    ids = torch.randint(0, tokenizer.n_vocab, (2, 64), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(hf_forward(hf, ids), gpt_forward(model, ids)[..., : tokenizer.n_vocab],
+                               atol=1e-4, rtol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "runs"]  # no temporary folder left
+
+
+def test_export_then_import_keeps_weights_and_tokenizer(tmp_path):
+    step, model, tokenizer = saved_gpt(tmp_path, seed=5)
+    back = load_checkpoint(import_hf(export_hf(step, tmp_path / "hf"), tmp_path / "back"))
+    n = tokenizer.n_vocab
+    original, restored = model.state_dict(), back.model.state_dict()
+    assert original.keys() == restored.keys()
+    for name in original:
+        if name in ("transformer.wte.weight", "lm_head.weight"):
+            assert torch.equal(restored[name][:n], original[name][:n])
+            assert torch.all(restored[name][n:] == 0)  # export trims the padding rows; import pads with zeros
+        else:
+            assert torch.equal(restored[name], original[name]), name
+    assert back.tokenizer.encoding._mergeable_ranks == tokenizer.encoding._mergeable_ranks
+    assert back.tokenizer.encoding._special_tokens == tokenizer.encoding._special_tokens
+    assert back.tokenizer.encoding._pat_str == tokenizer.encoding._pat_str
+
+
+def test_export_refuses_bias_free_models(tmp_path):
+    step, _, _ = saved_gpt(tmp_path, bias=False)
+    with pytest.raises(CheckpointError, match="bias=False"):
+        export_hf(step, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+
+
+def test_export_refuses_a_non_empty_folder(tmp_path):
+    step, _, _ = saved_gpt(tmp_path)
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="not an empty folder"):
+        export_hf(step, tmp_path / "hf")
+    assert [p.name for p in (tmp_path / "hf").iterdir()] == ["notes.txt"]
+
+
+def test_export_writes_tokenizer_apart_from_hf_tokenizer_json(tmp_path):
+    step, _, _ = saved_gpt(tmp_path)
+    out = export_hf(step, tmp_path / "hf")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", TOKENIZER_DIR, "model.safetensors"]
+
+
+# ---------------------------------------------------------------------------------------------
+# GPT-2 vocab.json + merges.txt -> tiktoken
+
+
+@pytest.fixture(scope="module")
+def bpe_pair(bpe_dir):
+    hf = ByteLevelBPETokenizer.from_file(str(bpe_dir / "vocab.json"), str(bpe_dir / "merges.txt"))
+    ours = tokenizer_from_gpt2_files(bpe_dir / "vocab.json", bpe_dir / "merges.txt", name="bpe")
+    return hf, ours
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_gpt2_files_encode_like_hf_tokenizers(bpe_pair, text):
+    hf, ours = bpe_pair
+    ids = ours.encode(text)
+    assert ids == hf.encode(text).ids
+    assert len(ids) < len(text.encode())  # the merges are really used, not just bytes
+    assert ours.decode(ids) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.one_of(st.sampled_from(sorted(set("".join(CORPUS)))), st.characters(blacklist_categories=("Cs",))),
+               max_size=80))
+def test_gpt2_files_encode_like_hf_tokenizers_on_any_text(bpe_pair, text):
+    hf, ours = bpe_pair
+    assert ours.encode(text) == hf.encode(text).ids
+
+
+def test_gpt2_files_with_merges_out_of_id_order_refused(bpe_dir, tmp_path):
+    vocab = json.loads((bpe_dir / "vocab.json").read_text(encoding="utf-8"))
+    lines = (bpe_dir / "merges.txt").read_text(encoding="utf-8").splitlines()
+    body = [line for line in lines if line and not line.startswith("#")]
+    a, b = ("".join(body[0].split()), "".join(body[1].split()))
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    with pytest.raises(TokenizerError, match="merge order"):
+        tokenizer_from_gpt2_files(tmp_path / "vocab.json", bpe_dir / "merges.txt", name="x")
