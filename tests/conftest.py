@@ -1,6 +1,12 @@
 """Shared fixtures: every test runs with its own GPTKIT_HOME and checkpoints folder."""
 
-import pytest
+import os
+
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine torch's thread
+# pool makes every small op wait on the other core. Subprocesses of the CLI inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,8 @@ def vote_bars(counts: list[tuple[str | None, int]], total: int, width: int = 30)
     table.add_column("share", justify="right")
     for answer, n in counts:
         bar = "█" * max(1, round(width * n / max(total, 1)))
-        table.add_row("(none)" if answer is None else str(answer), Text(bar, style="green"), str(n), f"{n / max(total, 1):.0%}")
+        label = Text("(none)", style="dim") if answer is None else Text(str(answer))  # model text is never markup
+        table.add_row(label, Text(bar, style="green"), str(n), f"{n / max(total, 1):.0%}")
     return table
 
 

@@ -1,0 +1,493 @@
+"""gptkit chat and gptkit log: the REPL driven through prompt-toolkit's pipe input, with tiny real
+checkpoints (random weights: the answers are gibberish, the plumbing is what is tested) and a
+real logbook in the test's own GPTKIT_HOME."""
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.cells import cell_len
+from rich.console import Console
+
+from gptkit import paths
+from gptkit.cli import cli
+from gptkit.errors import UsageError
+from gptkit.prompting.answers import majority_vote
+from gptkit.prompting.templates import load_template, render_base, render_chat_messages
+from gptkit.store import open_logbook
+from gptkit.tokenizer import load_tokenizer, render_chat
+from gptkit.ui.chat import ChatSession, displayable, run_repl, visible_prompt
+from gptkit.ui.chat_commands import ChatCompleter, extract_vote_answer, parse_ordering, show_vote
+
+MAX_TOKENS = 6  # random tiny models never stop on their own; keep every answer short
+
+
+@pytest.fixture
+def ckpts(tiny_checkpoints, monkeypatch):
+    """The tiny checkpoints, reachable by name ("base", "assistant")."""
+    monkeypatch.setenv("GPTKIT_CHECKPOINTS", str(tiny_checkpoints["base"].parent.parent))
+    return tiny_checkpoints
+
+
+def new_session(names, *, width=100, terminal=False, file=None, **kwargs) -> ChatSession:
+    console = Console(file=file or io.StringIO(), width=width, force_terminal=terminal, color_system=None)
+    session = ChatSession(names, console=console, **kwargs)
+    session.settings.max_tokens = MAX_TOKENS
+    return session
+
+
+def drive(session: ChatSession, *lines: str, raw: str | None = None) -> str:
+    """Type `lines` (each ended by Enter) into the real prompt-toolkit loop; returns the new output."""
+    out = session.console.file
+    start = len(out.getvalue())
+    with create_pipe_input() as pipe:
+        pipe.send_text(raw if raw is not None else "".join(line + "\r" for line in lines))
+        pipe.close()
+        run_repl(session, input=pipe, output=DummyOutput())
+    text = out.getvalue()[start:]
+    assert "internal error" not in text and "Traceback" not in text, text
+    return text
+
+
+def logged(kind: str | None = None) -> list[dict]:
+    with open_logbook() as logbook:
+        return list(reversed(logbook.recent(limit=1000, kind=kind)))
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error: ")]
+
+
+# ---- assistant, base and compare turns --------------------------------------------------------
+
+
+def test_assistant_turns_keep_the_conversation_and_land_in_the_logbook(ckpts):
+    session = new_session(["assistant"])
+    assert session.mode == "assistant"
+    drive(session, "hello", "and you?")
+    assert [m["role"] for m in session.messages] == ["user", "assistant", "user", "assistant"]
+    first, second = logged("chat")
+    assert first["session_id"] == second["session_id"] is not None
+    assert (first["checkpoint"], first["mode"], first["prompt"]) == ("assistant/step-000001", "assistant", "hello")
+    assert first["output"] == session.messages[1]["content"]
+    for row in (first, second):
+        assert row["settings"]["max_tokens"] == MAX_TOKENS and row["settings"]["temperature"] == 0.8
+        assert isinstance(row["seed"], int) and row["settings"]["seed"] == row["seed"]
+    # the second turn saw the whole conversation, rendered with the chat format
+    assert second["rendered_prompt"].startswith("<|endoftext|><|user|>hello<|end|><|assistant|>")
+    assert second["rendered_prompt"].endswith("<|user|>and you?<|end|><|assistant|>")
+
+
+def test_a_logged_seed_reproduces_the_answer(ckpts):
+    drive(new_session(["assistant"]), "Tell me a story")
+    [first] = logged("chat")
+    again = new_session(["assistant"])
+    drive(again, f"/set seed {first['seed']}", "Tell me a story", "/clear", "Tell me a story")
+    repeats = logged("chat")[1:]
+    assert [r["output"] for r in repeats] == [first["output"]] * 2
+    assert [r["seed"] for r in repeats] == [first["seed"]] * 2
+
+
+def test_base_mode_continues_the_document(ckpts):
+    session = new_session(["base"])
+    assert session.mode == "base"
+    out = drive(session, "Once upon a time")
+    [row] = logged("chat")
+    assert row["rendered_prompt"] == "<|endoftext|>Once upon a time"
+    assert row["mode"] == "base" and session.messages == []
+    assert "Once upon a time" in out
+
+
+def test_compare_sends_one_prompt_and_seed_to_every_checkpoint_side_by_side(ckpts):
+    session = new_session(["base", "assistant"], width=90)
+    assert session.mode == "compare"
+    out = drive(session, "日本の首都はどこですか")
+    assert "base/step-000001 · base" in out and "assistant/step-000001 · assistant" in out
+    assert out.count("tok/s") == 2
+    base, assistant = logged("chat")
+    assert {base["mode"], assistant["mode"]} == {"compare"} and base["seed"] == assistant["seed"]
+    assert base["rendered_prompt"] == "<|endoftext|>日本の首都はどこですか"
+    assert assistant["rendered_prompt"] == "<|endoftext|><|user|>日本の首都はどこですか<|end|><|assistant|>"
+    # wide characters keep the panels' borders aligned: every panel line spans the full width
+    panel_lines = [line for line in out.splitlines() if line and line[0] in "╭│╰"]
+    assert panel_lines and {cell_len(line) for line in panel_lines} == {90}
+
+
+def test_compare_command_and_mode_switches(ckpts):
+    session = new_session(["assistant"])
+    drive(session, "/compare base", "hi", "/mode assistant", "solo")
+    assert session.names == ["assistant", "base"]
+    rows = logged("chat")
+    assert [r["mode"] for r in rows] == ["compare", "compare", "assistant"]
+    assert rows[-1]["checkpoint"] == "assistant/step-000001"
+
+
+def test_compare_streams_into_a_live_display_on_a_terminal(ckpts):
+    session = new_session(["base", "assistant"], terminal=True)
+    out = drive(session, "hello")
+    assert "base/step-000001 · base" in out and "assistant/step-000001 · assistant" in out
+    assert len(logged("chat")) == 2
+
+
+def test_template_renders_the_first_turn_and_brings_its_stops_and_sampling(ckpts):
+    template = load_template("few-shot")
+    session = new_session(["assistant"])
+    drive(session, "/template few-shot", "/set max_tokens 6", "What is the capital of Peru?", "And Chile?")
+    first, second = logged("chat")
+    tok = load_tokenizer(ckpts["assistant"])
+    messages = render_chat_messages(template, {"question": "What is the capital of Peru?"})
+    ids, _ = render_chat(tok, messages, add_generation_prompt=True)
+    assert first["rendered_prompt"] == visible_prompt(tok, ids, for_terminal=False).plain
+    assert first["template"] == "few-shot" and first["settings"]["stop"] == ["\n"]
+    assert first["settings"]["temperature"] == 0.0 and first["seed"] == 0  # the template's defaults
+    assert second["rendered_prompt"].endswith("<|user|>And Chile?<|end|><|assistant|>")  # later turns: plain
+    drive(session, "/mode base", "What is the capital of Peru?")
+    base_row = logged("chat")[-1]
+    document = render_base(template, {"question": "What is the capital of Peru?"})
+    assert base_row["rendered_prompt"] == "<|endoftext|>" + document
+
+
+# ---- hints, never tracebacks ------------------------------------------------------------------
+
+
+def test_bad_values_and_unknown_commands_get_one_line_hints(ckpts):
+    session = new_session(["assistant"])
+    commands = ["/set temperature hot", "/set top_p 2", "/set colour red", "/set max_tokens", "/frobnicate",
+                "/vot 3", "/mode chatty", "/regen", "/tokens", "/undo", "/load /no/such/file.json",
+                "/template nosuch", "/model nosuch", "/vars =x", "/vote 0"]
+    out = drive(session, *commands)
+    errors = error_lines(out)
+    assert len(errors) == len(commands), out
+    assert "did you mean /vote?" in out and "temperature: expected a number >= 0, got 'hot'" in out
+    assert session.settings.temperature == 0.8 and session.mode == "assistant" and logged() == []
+
+
+def test_text_that_looks_like_markup_or_controls_is_shown_as_text(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "/template few-shot", "/vars question=[/x]", "/system [bold]hi[/nope]", "/show",
+                "/model [/x]", "[/x] is a closing tag")
+    assert "question='[/x]'" in out and "'[bold]hi[/nope]'" in out
+    assert len(error_lines(out)) == 1  # /model: no such checkpoint, said as text
+    assert displayable("a\x1b[2Jb\x07\n\tc") == "a\ufffd[2Jb\ufffd\n\tc"
+
+
+def test_a_vote_histogram_shows_answers_that_look_like_markup(ckpts):
+    from gptkit.textgen import TextResult
+
+    console = Console(file=io.StringIO(), width=100)
+    results = [TextResult(text=t, tokens=[1], finish_reason="stop", prompt_tokens=1, seconds=0.1)
+               for t in ("[/x]", "[/x]", "\x1b")]
+    answers = ["[/x]", "[/x]", None]
+    show_vote(console, "title", results, answers, majority_vote(answers))
+    out = console.file.getvalue()
+    assert out.count("[/x]") >= 3 and "\x1b" not in out and "67%" in out
+
+
+# ---- /show, /tokens ---------------------------------------------------------------------------
+
+
+def test_show_prints_the_exact_prompt_and_its_token_count(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "/system Be brief.", "hello", "/show")
+    tok = load_tokenizer(ckpts["assistant"])
+    ids, _ = render_chat(tok, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}],
+                         add_generation_prompt=True)
+    assert f"{len(ids)} tokens" in out
+    assert "<|endoftext|><|system|>Be brief.<|end|><|user|>hello<|end|><|assistant|>" in out
+    assert logged("chat")[0]["extra"]["prompt_tokens"] == len(ids)
+
+
+def test_show_previews_a_templates_prompt_before_the_first_turn(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "/template few-shot", "/show")
+    template = load_template("few-shot")
+    tok = load_tokenizer(ckpts["assistant"])
+    ids, _ = render_chat(tok, render_chat_messages(template, {}), add_generation_prompt=True)
+    assert "prompt preview with the template's question" in out and f"{len(ids)} tokens" in out
+
+
+def test_checkpoints_load_in_the_background_once_the_prompt_is_shown(ckpts):
+    session = new_session(["base", "assistant"])
+    drive(session, raw="")
+    deadline = time.monotonic() + 60
+    while not (session.cache.is_loaded("base") and session.cache.is_loaded("assistant")):
+        assert time.monotonic() < deadline, "the checkpoints never loaded"
+        time.sleep(0.05)
+    assert session.checkpoint("base") is session.checkpoint("base")  # loaded once, then cached
+
+
+def test_tokens_colours_the_last_exchange(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "hello", "/tokens")
+    [row] = logged("chat")
+    assert f"{row['extra']['prompt_tokens']} prompt tokens (dim) + {row['tokens']} answer tokens" in out
+
+
+# ---- /regen, picks and rankings ---------------------------------------------------------------
+
+
+def test_regen_pick_with_an_ordering_saves_a_ranking(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "Say something", "/regen 3", "2>1=3")
+    assert "ranking #1 saved" in out
+    alternatives = [r for r in logged("chat") if r["extra"].get("regen")]
+    assert [r["extra"]["regen"] for r in alternatives] == [1, 2, 3]
+    with open_logbook() as logbook:
+        [ranking] = logbook.rankings()
+    assert ranking["rater"] == "chat" and ranking["prompt"] == "Say something"
+    assert ranking["ranks"] == [2, 1, 2]
+    assert [item["text"] for item in ranking["items"]] == [r["output"] for r in alternatives]
+    assert session.messages[-1]["content"] == alternatives[1]["output"]  # the conversation goes on with 2
+
+
+def test_a_plain_pick_continues_without_a_ranking_and_a_bad_one_stays_open(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "Say something", "/regen 2", "3>1", "2")
+    assert len(error_lines(out)) == 1 and "numbered 1-2" in out
+    second = [r for r in logged("chat") if r["extra"].get("regen") == 2][0]
+    assert session.messages[-1]["content"] == second["output"]
+    with open_logbook() as logbook:
+        assert logbook.rankings() == []
+    drive(session, "/regen 2", "next question")  # anything else leaves the pick: the answer stays
+    assert session.pending is None and session.messages[-2]["content"] == "next question"
+
+
+@given(st.permutations(list(range(1, 6))), st.lists(st.booleans(), min_size=4, max_size=4))
+def test_orderings_parse_into_ranks(order, ties):
+    text = str(order[0]) + "".join(("=" if tie else ">") + str(n) for tie, n in zip(ties, order[1:]))
+    best, ranks = parse_ordering(text, 5)
+    assert best == order[0] - 1
+    expected = [1]
+    for tie in ties:
+        expected.append(expected[-1] + (0 if tie else 1))
+    assert [ranks[n - 1] for n in order] == expected
+
+
+def test_orderings_that_cannot_be_a_ranking_are_refused():
+    assert parse_ordering(" 2 ", 3) == (1, None)
+    for bad in ("4", "1>1", "1>2", "0>1>2"):
+        with pytest.raises(UsageError):
+            parse_ordering(bad, 3)
+
+
+# ---- /vote ------------------------------------------------------------------------------------
+
+
+def test_vote_shows_a_histogram_and_logs_the_majority(ckpts):
+    session = new_session(["assistant"])
+    out = drive(session, "What is 2 + 3?", "/vote 5")
+    assert "█" in out and "agreement" in out and "5 samples" in out
+    [row] = logged("vote")
+    assert row["extra"]["n"] == 5 and len(row["extra"]["samples"]) == 5
+    answers = [extract_vote_answer(text, None) for text in row["extra"]["samples"]]
+    assert row["extra"]["answers"] == answers
+    assert row["output"] == (majority_vote(answers).answer or "")
+    assert row["settings"]["samples"] == 5 and row["settings"]["temperature"] == 0.8
+
+
+def test_vote_uses_the_templates_question_regex_and_temperature(ckpts):
+    session = new_session(["base"])
+    out = drive(session, "/template self-consistency", "/set max_tokens 6", "/vote 3")
+    assert "3 samples at temperature 0.7" in out
+    [row] = logged("vote")
+    assert row["prompt"] == load_template("self-consistency").variables["question"]
+    assert row["template"] == "self-consistency"
+
+
+def test_vote_extraction_defaults():
+    assert extract_vote_answer("so. The answer is 42. Then", None) == "42"
+    assert extract_vote_answer("\n  Paris  \nmore", None) == "Paris"
+    assert extract_vote_answer("The answer is 0042", load_template("self-consistency")) == "42"
+
+
+# ---- /undo, /clear, /save, /load --------------------------------------------------------------
+
+
+def test_undo_forgets_the_last_exchange(ckpts):
+    session = new_session(["assistant"])
+    drive(session, "first", "second", "/undo")
+    assert [m["content"] for m in session.messages if m["role"] == "user"] == ["first"]
+    out = drive(session, "/undo", "/undo")
+    assert session.messages == [] and len(error_lines(out)) == 1
+
+
+def test_save_and_load_round_trip(ckpts, tmp_path):
+    session = new_session(["assistant"])
+    path = tmp_path / "chat.json"
+    drive(session, "/template few-shot", "/vars question=Why?", "/system Be kind.", "/set top_k 5",
+          "/set max_tokens 7", "/set stats on", "hello", f"/save {path}")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["checkpoints"] == ["assistant"] and saved["template"] == "few-shot"
+    restored = new_session(["base"])
+    out = drive(restored, f"/load {path}")
+    assert "loaded" in out
+    for attribute in ("messages", "settings", "names", "mode", "vars", "system"):
+        assert getattr(restored, attribute) == getattr(session, attribute), attribute
+    assert restored.template.name == "few-shot"
+
+
+def test_load_names_the_bad_field(ckpts, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"format": "gptkit-chat", "version": 1, "checkpoints": ["assistant"],
+                                "mode": "assistant", "template": None, "vars": {}, "system": None,
+                                "settings": {"temperature": -1}, "messages": []}), encoding="utf-8")
+    session = new_session(["assistant"])
+    out = drive(session, f"/load {path}")
+    assert error_lines(out) == [f"error: {path}: field 'settings.temperature': temperature: expected a number >= 0, "
+                                "got '-1'"]
+
+
+# ---- the context window -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_context(ckpts, tmp_path_factory):
+    """An assistant with a 64-token context, so a few turns overflow it."""
+    import torch
+
+    from gptkit.checkpoint import save_checkpoint
+    from gptkit.model import GPT, config_for
+
+    tok = load_tokenizer(ckpts["assistant"])
+    torch.manual_seed(0)
+    model = GPT(config_for("tiny", tok.n_vocab, block_size=64))
+    save_checkpoint(ckpts["assistant"].parent.parent / "short", model=model, tokenizer=tok,
+                    meta={"kind": "assistant", "step": 1, "tokens_seen": 0, "parent": None})
+    return "short"
+
+
+def test_a_full_context_drops_the_oldest_turns_with_a_notice(short_context):
+    session = new_session([short_context])
+    questions = [f"question number {n} about the capital of France" for n in range(5)]
+    out = drive(session, *questions)
+    assert "context full: dropped" in out
+    budget = 64 - MAX_TOKENS
+    assert all(row["extra"]["prompt_tokens"] <= budget for row in logged("chat"))
+    users = [m["content"] for m in session.messages if m["role"] == "user"]
+    assert users[-1] == questions[-1] and questions[0] not in users
+    assert session.messages[0]["role"] == "user"  # whole turns go: no orphaned answer is left first
+
+
+# ---- input handling ---------------------------------------------------------------------------
+
+
+def test_multiline_blocks_and_escape_enter(ckpts):
+    session = new_session(["assistant"])
+    drive(session, raw='"""\rline one\rline two"""\rfirst\x1b\rsecond\r')
+    users = [m["content"] for m in session.messages if m["role"] == "user"]
+    assert users == ["line one\nline two", "first\nsecond"]
+
+
+def test_ctrl_c_at_the_prompt_clears_and_ctrl_d_leaves(ckpts):
+    session = new_session(["assistant"])
+    drive(session, raw="typed but abandoned\x03hello\r\x04never sent\r")
+    assert [m["content"] for m in session.messages if m["role"] == "user"] == ["hello"]
+    assert paths.history_path("chat").is_file()
+    assert "hello" in paths.history_path("chat").read_text(encoding="utf-8")
+
+
+class InterruptedTerminal(io.StringIO):
+    """Console output that raises KeyboardInterrupt (as Ctrl-C would) on the third write once armed."""
+
+    armed, writes = False, 0
+
+    def write(self, text):
+        if self.armed:
+            self.writes += 1
+            if self.writes == 3:
+                self.armed = False
+                raise KeyboardInterrupt
+        return super().write(text)
+
+
+def test_ctrl_c_during_an_answer_keeps_the_partial_answer(ckpts):
+    out = InterruptedTerminal()
+    session = new_session(["assistant"], file=out)
+    session.settings.max_tokens = 40
+    out.armed = True
+    session.handle("tell me everything")
+    [row] = logged("chat")
+    assert row["extra"]["finish_reason"] == "interrupted"
+    assert session.messages[-1] == {"role": "assistant", "content": row["output"]}
+    assert "interrupted" in out.getvalue()
+    session.handle("and then?")  # the chat goes on
+    assert len(logged("chat")) == 2
+
+
+def test_completion_of_commands_templates_checkpoints_and_settings(ckpts):
+    completer = ChatCompleter(new_session(["assistant"]))
+
+    def complete(text):
+        return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("/te") == ["/template"]
+    assert complete("/template sister") == ["sister-age", "sister-age-ja"]
+    assert complete("/model ba") == ["base"]
+    assert complete("/compare base as") == ["assistant"]
+    assert complete("/set st") == ["stats"]
+    assert complete("/set stats o") == ["on", "off"]
+    assert complete("hello /te") == []
+
+
+# ---- scripting and `gptkit log` ---------------------------------------------------------------
+
+
+def test_piped_stdin_is_a_script(ckpts):
+    script = "/set temperature hot\n/set seed 5\nhello\n/show\n/quit\nnever asked\n"
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "chat", "-m", "assistant", "--max-tokens", "5"],
+                          input=script, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    assert "error: temperature: expected a number >= 0, got 'hot'" in proc.stdout
+    assert "<|user|>hello<|end|><|assistant|>" in proc.stdout
+    [row] = logged("chat")
+    assert row["seed"] == 5 and row["output"] in proc.stdout
+
+
+def test_log_commands(ckpts, tmp_path):
+    session = new_session(["assistant"])
+    drive(session, "hello moon", "goodbye sun")
+    runner = CliRunner(env={"COLUMNS": "160"})
+    listing = runner.invoke(cli, ["log"])
+    assert listing.exit_code == 0 and "hello moon" in listing.output and "goodbye sun" in listing.output
+    found = runner.invoke(cli, ["log", "--search", "moon", "--json"])
+    [entry] = [json.loads(line) for line in found.output.splitlines()]
+    assert entry["prompt"] == "hello moon" and entry["kind"] == "chat"
+    shown = runner.invoke(cli, ["log", "show", str(entry["id"])])
+    assert shown.exit_code == 0 and "<|user|>hello moon<|end|><|assistant|>" in shown.output
+    as_json = runner.invoke(cli, ["log", "show", str(entry["id"]), "--json"])
+    assert json.loads(as_json.output) == entry
+    assert runner.invoke(cli, ["log", "show", "999"]).exit_code == 2
+    out = tmp_path / "chats.jsonl"
+    assert runner.invoke(cli, ["log", "export", "--kind", "chat", str(out)]).exit_code == 0
+    assert [json.loads(line)["prompt"] for line in out.read_text(encoding="utf-8").splitlines()] == [
+        "hello moon", "goodbye sun"]
+    healthy = runner.invoke(cli, ["log", "check"])
+    assert healthy.exit_code == 0 and "logbook OK" in healthy.output
+
+
+def test_log_check_fails_on_a_damaged_logbook(ckpts):
+    drive(new_session(["assistant"]), "hello")
+    conn = sqlite3.connect(paths.logbook_path())
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("UPDATE generations SET session_id = 'gone'")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(cli, ["log", "check"])
+    assert result.exit_code == 1 and "problem" in result.output
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, gptkit.cli, gptkit.ui.chat, gptkit.ui.chat_commands; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
