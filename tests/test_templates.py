@@ -68,9 +68,9 @@ def test_small_template_fields():
 def test_render_base_exact():
     t = parse_template(SMALL)
     assert render_base(t, {}) == (
-        "Answer with the city only.\n\n"
-        "Q: What is the capital of Japan?\nA: Tokyo\n\n"
-        "Q: What is the capital of Italy?\nA: Rome\n\n"
+        "Answer with the city only.\n"
+        "Q: What is the capital of Japan?\nA: Tokyo\n"
+        "Q: What is the capital of Italy?\nA: Rome\n"
         "Q: What is the capital of France?\nA:"
     )
     assert render_base(t, {"country": "Kenya"}).endswith("Q: What is the capital of Kenya?\nA:")
@@ -92,7 +92,7 @@ def test_render_chain_of_thought_exact():
     t = parse_template(COT)
     question = "When I was 6, my sister was half my age. Now I am 70. How old is my sister?"
     assert render_base(t, {"question": question}) == (
-        "Q: What is 23 + 45?\nA: 23 + 45: 3 + 5 = 8, 2 + 4 = 6, so 23 + 45 = 68. The answer is 68.\n\n"
+        "Q: What is 23 + 45?\nA: 23 + 45: 3 + 5 = 8, 2 + 4 = 6, so 23 + 45 = 68. The answer is 68.\n"
         f"Q: {question}\nA: Let's think step by step."
     )
     assert render_chat_messages(t, {"question": question}) == [
@@ -108,13 +108,13 @@ def test_render_chain_of_thought_exact():
 def test_examples_show_answers_without_cot_exemplars():
     t = parse_template(COT.replace("exemplars: true", "exemplars: false").replace(
         "regex: '(?m)The answer is (.+?)\\.?$'", "regex: null"))
-    assert "Q: What is 23 + 45?\nA: 68\n\n" in render_base(t, {"question": "q"})
+    assert "Q: What is 23 + 45?\nA: 68\nQ:" in render_base(t, {"question": "q"})
 
 
 def test_raw_layout_is_the_bare_prompt():
     t = parse_template("name: r\ninstructions: Be kind.\nprompt: Explain {topic}.\n"
                        "variables: {topic: the moon landing}\nbase_layout: raw\nsystem: S\n")
-    assert render_base(t, {}) == "Be kind.\n\nExplain the moon landing."
+    assert render_base(t, {}) == "Be kind.\nExplain the moon landing."
     assert render_chat_messages(t, {}) == [{"role": "system", "content": "S\n\nBe kind."},
                                            {"role": "user", "content": "Explain the moon landing."}]
 
@@ -338,7 +338,8 @@ def test_shipped_template_loads_and_renders(name):
 
 def test_shipped_techniques():
     cot, sc = load_template("chain-of-thought"), load_template("self-consistency")
-    assert cot.cot_exemplars and cot.cot_trigger == "Let's think step by step." and cot.sc_samples is None
+    assert cot.cot_exemplars and cot.cot_trigger is None and cot.sc_samples is None  # few-shot CoT (Wei et al.)
+    assert load_template("sister-age").cot_trigger == "Let's think step by step."
     assert (sc.sc_samples, sc.sc_temperature) == (10, 0.7) and sc.examples == cot.examples
     assert load_template("chain-of-thought-ja").cot_trigger == "ステップごとに考えましょう。"
     sister = load_template("sister-age")
@@ -348,7 +349,9 @@ def test_shipped_techniques():
     assert extract_answer("70 - 3 = 67 歳です。答えは 67 です。", load_template("sister-age-ja").answer_regex,
                           load_template("sister-age-ja").normalize) == "67"
     few = load_template("few-shot")
-    assert extract_answer(" Paris\n\nQ: What is the capital of Spain?", few.answer_regex, few.normalize) == "Paris"
+    assert extract_answer(" 34\nQ: What is 2 + 3?", few.answer_regex, few.normalize) == "34"
+    # an assistant's one-line reasoning: the number that ends the line is the answer
+    assert extract_answer("Ben is 12, so Tom is 12 + 3 = 15. The answer is 15.", few.answer_regex, few.normalize) == "15"
     assert render_base(load_template("moon-landing"), {}) == "Explain the moon landing to a 6 year old."
 
 

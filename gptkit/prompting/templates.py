@@ -449,7 +449,7 @@ def _shown_answer(t: Template, ex: Example) -> str:
 def render_base(t: Template, variables: dict[str, str]) -> str:
     """A document prefix for a base model, in the toy world's answer-key layout.
 
-    qa layout: blocks separated by one blank line: the instructions, one "Q: question\\nA:
+    qa layout: one line per part, as in the toy world's answer keys (no blank lines): the instructions, one "Q: question\\nA:
     answer" block per example (the reasoning instead of the answer when CoT exemplars are on),
     then "Q: prompt\\nA:" with no trailing space (the model writes " answer"), or "A: trigger"
     when a CoT trigger is set. raw layout: the instructions, a blank line, the prompt as is,
@@ -458,10 +458,10 @@ def render_base(t: Template, variables: dict[str, str]) -> str:
     query = render_prompt(t, variables)
     blocks = [t.instructions] if t.instructions else []
     if t.base_layout == "raw":
-        return "\n\n".join([*blocks, query])
+        return "\n".join([*blocks, query])
     blocks += [f"Q: {ex.question}\nA: {_shown_answer(t, ex)}" for ex in t.examples]
     blocks.append(f"Q: {query}\nA:" + (f" {t.cot_trigger}" if t.cot_trigger else ""))
-    return "\n\n".join(blocks)
+    return "\n".join(blocks)
 
 
 def render_chat_messages(t: Template, variables: dict[str, str]) -> list[dict]:
