@@ -270,6 +270,71 @@ def generate(model_spec, prompt, samples, temperature, top_k, top_p, max_tokens,
 
 
 # ----------------------------------------------------------------------------------------------
+# quickstart and the toy world
+
+@cli.command()
+@click.option("--size", default="small", show_default=True, help="tiny | small | medium | large (bigger learns more, takes longer).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for all stages (default: checkpoints/quickstart).")
+@click.option("--fresh", is_flag=True, help="Delete earlier quickstart stages and start over.")
+@click.option("--feedback", is_flag=True, help="Add the RLHF stage: auto-rank answers by correctness, DPO, compare.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print progress and results as JSON lines.")
+def quickstart(size, out, fresh, feedback, device, as_json):
+    """Tokenizer -> base model -> assistant on the built-in toy world, then compare them.
+
+    Offline, about 10 minutes on a 2-core CPU at the default size. Stages already done are
+    reused and an interrupted run resumes where it stopped.
+    """
+    from gptkit.quickstart import run_quickstart
+
+    results = run_quickstart(out_dir=run_folder(out, "quickstart"), size=size, fresh=fresh, device=device,
+                             feedback=feedback, as_json=as_json)
+    if as_json:
+        click.echo(json.dumps({"event": "results", **results}, ensure_ascii=False))
+
+
+@cli.group(cls=GptkitGroup)
+def data():
+    """Built-in data sets."""
+
+
+@data.command("toyworld")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the files to.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_toyworld(out, seed):
+    """Write the toy world (pretraining text, SFT chats, held-out tasks) as plain files."""
+    from gptkit.data.toyworld import write_toyworld
+
+    for name, path in write_toyworld(out, seed=seed).items():
+        click.echo(f"{name:<10} {path}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Hugging Face interop
+
+@cli.command("import")
+@click.argument("hf_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: checkpoints/<folder name>).")
+@click.option("--tokenizer", "tokenizer_spec", default=None, help="Tokenizer to pair with the weights (default: the folder's own).")
+def import_cmd(hf_dir, out, tokenizer_spec):
+    """Import a local Hugging Face GPT-2 folder (config.json + model.safetensors)."""
+    from gptkit.hf import import_hf
+
+    step = import_hf(hf_dir, run_folder(out, hf_dir.resolve().name), tokenizer_spec=tokenizer_spec)
+    click.echo(f"imported {hf_dir} -> {step}")
+
+
+@cli.command("export")
+@click.argument("checkpoint")
+@click.argument("hf_dir", type=click.Path(path_type=Path))
+def export_cmd(checkpoint, hf_dir):
+    """Write CHECKPOINT as a Hugging Face GPT-2 folder that transformers loads."""
+    from gptkit.hf import export_hf
+
+    click.echo(f"exported {checkpoint} -> {export_hf(checkpoint, hf_dir)}")
+
+
+# ----------------------------------------------------------------------------------------------
 # checkpoints
 
 @cli.command("list")
@@ -289,6 +354,507 @@ def list_cmd(as_json):
     for row in rows:
         parent = f"  <- {row['parent']}" if row.get("parent") else ""
         click.echo(f"{row['name']:<20} {row['kind']:<10} step {row['step']:<7} {row['path']}{parent}")
+
+
+# ----------------------------------------------------------------------------------------------
+# ranking (human feedback) and the leaderboard
+
+@cli.group(cls=GptkitGroup, invoke_without_command=True)
+@click.option("-m", "--model", "model_specs", multiple=True, help="Checkpoint to sample answers from (repeat to compare several).")
+@click.option("--prompts", default="toyworld", show_default=True, help="toyworld, a .txt/.jsonl/.yaml file, or - to type prompts.")
+@click.option("-k", "k", type=click.IntRange(2, 9), default=4, show_default=True, help="Answers per prompt.")
+@click.option("--rater", default=None, help="Who is ranking (default: your user name); resuming is per rater.")
+@click.option("--temperature", "-t", type=click.FloatRange(0), default=0.8, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--seed", type=int, default=None, help="Fix the answers sampled for each prompt.")
+@click.option("--auto", "auto", default=None, help="Rank with a script instead of a person: truth | length | regex:PATTERN.")
+@click.option("--device", default="auto", show_default=True)
+@click.pass_context
+def rank(ctx, model_specs, prompts, k, rater, temperature, max_tokens, seed, auto, device):
+    """Rank k anonymous answers per prompt, best first (e.g. 2>1=4>3).
+
+    Every ranking is saved to the logbook before the next prompt appears; run the same
+    command again to resume where you stopped.
+
+    \b
+    gptkit rank -m assistant                    rank answers to the toy world's prompts
+    gptkit rank -m base -m assistant -k 4       compare two checkpoints blind
+    gptkit rank export --format trl --out prefs.jsonl
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from gptkit.ui.rank import run_rank
+
+    run_rank(model_specs=list(model_specs), prompts=prompts, k=k, rater=rater, temperature=temperature,
+             max_tokens=max_tokens, seed=seed, auto=auto, device=device)
+
+
+@rank.command("export")
+@click.option("--format", "fmt", type=click.Choice(["ranked", "pairs", "trl"]), default="ranked", show_default=True,
+              help="ranked: one ranking per line; pairs: chosen/rejected with checkpoints; trl: prompt/chosen/rejected.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file (default: stdout).")
+@click.option("--no-synthetic", is_flag=True, help="Leave out rankings made by --auto.")
+def rank_export(fmt, out, no_synthetic):
+    """Write the logbook's rankings as JSONL."""
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        if out is None:
+            logbook.export_rankings(sys.stdout, fmt, include_synthetic=not no_synthetic)
+            return
+        with open(out, "w", encoding="utf-8") as fp:
+            count = logbook.export_rankings(fp, fmt, include_synthetic=not no_synthetic)
+    click.echo(f"wrote {count} {fmt} lines -> {out}")
+
+
+@rank.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def rank_import(path):
+    """Add TRL-style preferences (JSONL {"prompt", "chosen", "rejected"}) as rankings."""
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        count = logbook.import_preferences(path)
+    click.echo(f"imported {count} preference pairs from {path}")
+
+
+@cli.command("leaderboard")
+@click.option("--samples", type=click.IntRange(0), default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-synthetic", is_flag=True, help="Leave out rankings made by --auto.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint.")
+def leaderboard_cmd(samples, seed, no_synthetic, as_json):
+    """Rate checkpoints from the rankings (Bradley-Terry, Elo scale, bootstrap intervals)."""
+    from gptkit.leaderboard import build_leaderboard, leaderboard_table, ranking_battles
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        battles = ranking_battles(logbook.rankings(include_synthetic=not no_synthetic))
+    if not battles:
+        click.echo("no battles yet: rank answers from two or more checkpoints (gptkit rank -m A -m B)")
+        return
+    rows = build_leaderboard(battles, samples=samples, seed=seed)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row.to_dict()))
+        return
+    from rich.console import Console
+
+    Console().print(leaderboard_table(rows, n_battles=len(battles)))
+
+
+# ----------------------------------------------------------------------------------------------
+# chat and the logbook
+
+@cli.command()
+@click.option("-m", "--model", "model_specs", multiple=True, help="Checkpoint (repeat to compare several side by side; default: the newest).")
+@click.option("--mode", type=click.Choice(["base", "assistant", "compare"]), default=None, help="Default: from the checkpoint's kind; compare for two or more.")
+@click.option("--template", default=None, help="Prompt template (name or YAML file); its sampling defaults apply.")
+@click.option("--system", default=None, help="System message for chat prompts.")
+@click.option("--temperature", "-t", type=click.FloatRange(0), default=None, help="Sampling temperature (default 0.8, or the template's).")
+@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Longest answer (default 256, or the template's).")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Fix every turn's seed (default: a fresh seed per turn, logged).")
+@click.option("--device", default="auto", show_default=True)
+def chat(model_specs, mode, template, system, temperature, max_tokens, seed, device):
+    """Chat with, compare, vote with and rank your checkpoints (/help inside).
+
+    Every turn lands in the logbook (`gptkit log`). With stdin not a terminal, each line is one
+    prompt (or /command) and the answers are printed: a chat you can script.
+
+    \b
+    gptkit chat -m assistant
+    gptkit chat -m base -m assistant        compare: each prompt to both, side by side
+    echo "What is 2 + 3?" | gptkit chat -m assistant
+    """
+    from gptkit.ui.chat import ChatSession, newest_checkpoint, print_banner, run_lines, run_repl
+
+    session = ChatSession(list(model_specs) or [newest_checkpoint()], mode=mode, device=device,
+                          template=template, system=system)
+    for name, value in (("temperature", temperature), ("max_tokens", max_tokens), ("seed", seed)):
+        if value is not None:  # given on the command line: wins over the template's defaults
+            setattr(session.settings, name, value)
+    if not sys.stdin.isatty():
+        run_lines(session, sys.stdin)
+        return
+    print_banner(session)
+    run_repl(session)
+
+
+@cli.group("log", cls=GptkitGroup, invoke_without_command=True)
+@click.option("--search", default=None, help="Only entries whose prompt or output contains this text.")
+@click.option("--kind", default=None, help="Only this kind: chat, vote, generate, ...")
+@click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def log_group(ctx, search, kind, limit, as_json):
+    """The logbook: every chat turn, vote and generation, newest first.
+
+    \b
+    gptkit log --search moon        entries whose prompt or output mentions "moon"
+    gptkit log show 42              one entry in full (rendered prompt, settings, seed)
+    gptkit log export --kind chat chats.jsonl
+    gptkit log check                integrity check (non-zero exit on problems)
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        rows = logbook.recent(limit=limit, kind=kind, search=search)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no matching entries" if search or kind else "the logbook is empty: chat a little (gptkit chat)")
+        return
+    from rich.console import Console
+
+    from gptkit.ui.chat_commands import logbook_table
+
+    console = Console()
+    console.print(logbook_table(rows, console.width))
+
+
+@log_group.command("show")
+@click.argument("entry_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def log_show(entry_id, as_json):
+    """One logbook entry in full."""
+    from gptkit.errors import UsageError
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        row = logbook.get(entry_id)
+    if row is None:
+        raise UsageError(f"no logbook entry {entry_id} (gptkit log lists them)")
+    if as_json:
+        click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    from gptkit.ui.chat_commands import logbook_entry
+
+    Console().print(logbook_entry(row))
+
+
+@log_group.command("export")
+@click.argument("out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--kind", default=None, help="Only this kind: chat, vote, generate, ...")
+def log_export(out, kind):
+    """Write logbook entries (oldest first) as JSONL to OUT (- for stdout)."""
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        if str(out) == "-":
+            logbook.export_generations(click.get_text_stream("stdout"), kind)
+            return
+        with open(out, "w", encoding="utf-8") as fp:
+            count = logbook.export_generations(fp, kind)
+    click.echo(f"wrote {count} entries -> {out}")
+
+
+@log_group.command("check")
+def log_check():
+    """Check the logbook's integrity; exits non-zero when there are problems."""
+    from gptkit import paths
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        problems = logbook.check()
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise GptkitError(f"{paths.logbook_path()}: {len(problems)} problem(s) found")
+    click.echo(f"logbook OK: {paths.logbook_path()}")
+
+
+# ----------------------------------------------------------------------------------------------
+# learning from rankings: reward model, DPO, PPO
+
+def preference_source(data) -> str:
+    from gptkit.errors import UsageError
+
+    if len(data) > 1:
+        raise UsageError("--data: give one source: logbook, or a preference JSONL file")
+    return data[0] if data else "logbook"
+
+
+@cli.command()
+@training_options(default_steps=300, default_lr=3e-4, default_batch=8)
+@click.option("-m", "--model", "init_from", default=None, help="Assistant (SFT) checkpoint the reward model starts from.")
+@click.option("--no-synthetic", is_flag=True, help="Leave out synthetic (auto-ranked) rankings of the logbook.")
+def reward(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, out, seed, resume,
+           stop_after, device, compile_, as_json, init_from, no_synthetic):
+    """Train a reward model on ranked answers (Bradley-Terry over every pair a ranking implies).
+
+    --data: logbook (default: your rankings) or a TRL preference JSONL file {"prompt","chosen","rejected"}.
+    """
+    from gptkit.device import pick_device
+    from gptkit.train.reward import run_reward
+    from gptkit.ui.progress import make_reporter
+
+    source = preference_source(data)
+    dc = pick_device(device)
+    cfg = make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after)
+    last, figures = run_reward(init_from=init_from, data=source, run_dir=run_folder(out, "reward"), cfg=cfg, dc=dc,
+                               resume=resume, include_synthetic=not no_synthetic, reporter=make_reporter("reward", as_json))
+    accuracy = figures["val_accuracy"]
+    held_out = f" (held-out pairwise accuracy {accuracy:.3f} on {figures['val_pairs']} pairs)" if accuracy is not None else ""
+    print_result(as_json, {"event": "saved", "checkpoint": str(last), **figures}, f"saved {last}{held_out}")
+
+
+@cli.command()
+@training_options(default_steps=200, default_lr=1e-4, default_batch=8)
+@click.option("-m", "--model", "init_from", default=None, help="Assistant (SFT) checkpoint: the policy's start and its frozen reference.")
+@click.option("--method", type=click.Choice(["dpo", "ppo"]), default="dpo", show_default=True)
+@click.option("--beta", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True, help="DPO: how firmly the policy is held to the reference.")
+@click.option("--sft-weight", type=click.FloatRange(min=0), default=0.0, show_default=True, help="DPO: add this times the chosen answers' NLL (RPO); keeps them likely.")
+@click.option("--reward", "reward_spec", default=None, help="PPO: the reward model checkpoint (from `gptkit reward`).")
+@click.option("--kl-coef", type=click.FloatRange(min=0), default=0.05, show_default=True, help="PPO: per-token KL penalty to the reference.")
+@click.option("--samples", type=click.IntRange(2, 64), default=4, show_default=True, help="PPO: answers sampled per prompt (one prefill).")
+@click.option("--max-tokens", type=click.IntRange(1), default=64, show_default=True, help="PPO: longest sampled answer.")
+@click.option("--no-synthetic", is_flag=True, help="Leave out synthetic (auto-ranked) rankings of the logbook.")
+def rlhf(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, out, seed, resume,
+         stop_after, device, compile_, as_json, init_from, method, beta, sft_weight, reward_spec, kl_coef, samples, max_tokens,
+         no_synthetic):
+    """Tune an assistant on rankings: DPO (default) or PPO with a reward model.
+
+    --data: logbook (default: your rankings) or a TRL preference JSONL file; PPO uses only their
+    prompts (or `toyworld`'s ranking prompts), and --batch-size is its prompts per rollout.
+    """
+    from gptkit.device import pick_device
+    from gptkit.ui.progress import make_reporter
+
+    source = preference_source(data)
+    dc = pick_device(device)
+    cfg = make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after)
+    common = dict(init_from=init_from, data=source, run_dir=run_folder(out, "policy"), cfg=cfg, dc=dc, resume=resume,
+                  include_synthetic=not no_synthetic, reporter=make_reporter(f"rlhf ({method})", as_json))
+    if method == "dpo":
+        from gptkit.train.dpo import run_dpo
+
+        last = run_dpo(beta=beta, sft_weight=sft_weight, **common)
+    else:
+        from gptkit.train.ppo import PPOSettings, run_ppo
+
+        settings = PPOSettings(samples_per_prompt=samples, prompts_per_rollout=batch_size, kl_coef=kl_coef, max_new_tokens=max_tokens)
+        last = run_ppo(reward_spec=reward_spec, settings=settings, **common)
+    print_result(as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
+
+
+# ----------------------------------------------------------------------------------------------
+# prompt engineering: templates and experiments
+
+@cli.group(cls=GptkitGroup)
+def prompt():
+    """Prompt templates: list them, see exactly what a model reads, run experiments.
+
+    \b
+    gptkit prompt list
+    gptkit prompt show few-shot -m base --var question="What is the capital of Peru?"
+    gptkit prompt run -t few-shot -t chain-of-thought -m base -m assistant --cases toyworld --limit 30
+    """
+
+
+def template_shape(t) -> str:
+    """A template's prompting techniques in a few words, e.g. "3-shot, CoT, SC x10 @0.7"."""
+    parts = [f"{len(t.examples)}-shot" if t.examples else "zero-shot"]
+    if t.cot_exemplars or t.cot_trigger:
+        parts.append("CoT")
+    if t.sc_samples:
+        parts.append(f"SC x{t.sc_samples} @{t.sc_temperature:g}")
+    if t.base_layout == "raw":
+        parts.append("raw")
+    return ", ".join(parts)
+
+
+@prompt.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per template.")
+def prompt_list(as_json):
+    """List the shipped templates, then yours ($GPTKIT_HOME/prompts)."""
+    from gptkit.prompting.templates import list_templates
+
+    templates = list_templates()
+    if as_json:
+        for t in templates:
+            click.echo(json.dumps({"name": t.name, "description": t.description, "examples": len(t.examples),
+                                   "chain_of_thought": bool(t.cot_exemplars or t.cot_trigger),
+                                   "self_consistency": {"samples": t.sc_samples, "temperature": t.sc_temperature}
+                                   if t.sc_samples else None, "source": str(t.source)}, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "shape", "description"):
+        table.add_column(column)
+    for t in templates:
+        table.add_row(t.name, template_shape(t), t.description)
+    Console().print(table)
+
+
+def parse_vars(pairs) -> dict[str, str]:
+    from gptkit.errors import UsageError
+
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE, e.g. --var question=\"What is 2 + 3?\"")
+        variables[name.strip()] = value
+    return variables
+
+
+@prompt.command("show")
+@click.argument("template")
+@click.option("-m", "--model", "model_spec", required=True, help="Checkpoint whose tokenizer and kind decide the rendering.")
+@click.option("--var", "var_pairs", multiple=True, help="NAME=VALUE for a template variable (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def prompt_show(template, model_spec, var_pairs, as_json):
+    """Show exactly what the model reads: TEMPLATE rendered for a checkpoint, token by token.
+
+    A base model reads a document; an assistant reads a chat with special tokens (magenta).
+    """
+    from gptkit.checkpoint import display_name, read_meta, resolve_checkpoint
+    from gptkit.errors import CheckpointError
+    from gptkit.prompting.experiment import GENERATIVE_KINDS, render_for
+    from gptkit.prompting.templates import load_template
+    from gptkit.tokenizer import load_tokenizer
+
+    t = load_template(template)
+    step_dir = resolve_checkpoint(model_spec)
+    kind = read_meta(step_dir)["kind"]  # the weights are not needed to render: tokenizer and kind only
+    if kind not in GENERATIVE_KINDS:
+        raise CheckpointError(f"{display_name(step_dir)}: is a {kind} checkpoint; expected {' or '.join(GENERATIVE_KINDS)}")
+    tok = load_tokenizer(step_dir)
+    rendered = render_for(t, kind, tok, parse_vars(var_pairs))
+    special = [i for i, token_id in enumerate(rendered.ids) if tok.is_special(token_id)]
+    if as_json:
+        click.echo(json.dumps({"template": t.name, "checkpoint": display_name(step_dir), "kind": kind,
+                               "tokens": len(rendered.ids), "special_positions": special, "ids": rendered.ids,
+                               "pieces": tok.token_strings(rendered.ids), "text": rendered.text}, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    from gptkit.ui.render import colored_tokens
+
+    console = Console()
+    console.print(f"[bold]{t.name}[/] for [bold]{display_name(step_dir)}[/] ({kind}): {len(rendered.ids)} tokens, "
+                  f"{len(special)} special [dim](special tokens magenta; backgrounds alternate per token)[/]",
+                  highlight=False, soft_wrap=True)
+    console.print(colored_tokens(tok, rendered.ids), soft_wrap=True)  # soft: no newlines that are not tokens
+
+
+def experiment_tables(result, detail: bool):
+    """The accuracy table (template rows x checkpoint columns) and, with `detail`, one row per case."""
+    from rich.table import Table
+    from rich.text import Text
+
+    checkpoints = list(dict.fromkeys(cell.checkpoint for cell in result.summary))
+    table = Table(title="accuracy", header_style="bold")
+    table.add_column("template")
+    for name in checkpoints:
+        table.add_column(name, justify="right")
+    by_template: dict = {}
+    for cell in result.summary:
+        by_template.setdefault(cell.template, {})[cell.checkpoint] = cell
+    for template, cells in by_template.items():
+        shown = []
+        for name in checkpoints:
+            cell = cells[name]
+            text = Text(f"{cell.correct}/{cell.total}  {cell.accuracy:.0%}")
+            if cell.samples > 1:
+                text.append(f"  agree {cell.mean_agreement:.0%}", style="dim")
+            shown.append(text)
+        table.add_row(template, *shown)
+    if not detail:
+        return [table]
+    cases = Table(title="cases", header_style="bold")
+    for column in ("template", "checkpoint", "case", "expected", "answer", "", "agree", "output"):
+        cases.add_column(column, overflow="fold")
+    def clipped(text: str, width: int) -> str:
+        text = text.replace("\n", "⏎ ")
+        return text[:width] + ("…" if len(text) > width else "")
+
+    for row in result.rows:
+        mark = Text("✓", style="green") if row.correct else Text("✗", style="red")
+        cases.add_row(row.template, row.checkpoint, row.case_id, clipped(row.expected, 24),
+                      "-" if row.extracted is None else clipped(row.extracted, 24), mark, f"{row.agreement:.0%}",
+                      clipped(row.output, 80))
+    return [cases, table]
+
+
+@prompt.command("run")
+@click.option("-t", "--template", "template_specs", multiple=True, required=True, help="Template name or YAML file (repeatable).")
+@click.option("-m", "--model", "model_specs", multiple=True, required=True, help="Checkpoint (repeatable).")
+@click.option("--cases", "cases_spec", required=True, help="toyworld, toyworld:KIND, or a .yaml/.jsonl file of {id?, question | vars, expected}.")
+@click.option("--kind", default=None, help="Only cases of this kind (toyworld: capital, age, arithmetic).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases.")
+@click.option("--samples", type=click.IntRange(1, 256), default=None, help="Answers per case, voted (default: the template's self_consistency, else 1).")
+@click.option("--score", "score_method", type=click.Choice(["exact", "contains", "regex"]), default="exact", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same results.")
+@click.option("--detail", is_flag=True, help="Also show every case: answer, expected, agreement, output.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the rows to a .jsonl or .csv file.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per result, then one summary line.")
+def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, score_method, seed, detail, out, device,
+               as_json):
+    """Run templates x checkpoints x cases; print accuracy per template and checkpoint.
+
+    Every row also goes to the logbook with its checkpoint, template, seed, settings and votes.
+
+    \b
+    gptkit prompt run -t few-shot -t plain -m base -m assistant --cases toyworld:capital
+    gptkit prompt run -t self-consistency -m assistant --cases toyworld:age --limit 20 --detail
+    gptkit prompt run -t mine.yaml -m assistant --cases cases.jsonl --score contains --out results.csv
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from gptkit.checkpoint import load_checkpoint
+    from gptkit.device import pick_device
+    from gptkit.prompting.experiment import (
+        GENERATIVE_KINDS,
+        check_cases,
+        check_results_path,
+        load_cases,
+        run_experiment,
+        write_results,
+    )
+    from gptkit.prompting.templates import load_template
+
+    if out is not None:
+        check_results_path(out)
+    templates = [load_template(spec) for spec in template_specs]
+    cases = load_cases(cases_spec, kind=kind, limit=limit)
+    check_cases(templates, cases, score_method)  # before loading any weights
+    dc = pick_device(device)
+    checkpoints = [load_checkpoint(spec, device=dc.device, kinds=GENERATIVE_KINDS) for spec in model_specs]
+    stderr = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
+        task = progress.add_task("experiment", total=len(templates) * len(checkpoints) * len(cases))
+
+        def advance(row):
+            progress.update(task, advance=1, description=f"{row.template} x {row.checkpoint}")
+
+        result = run_experiment(templates, checkpoints, cases, samples=samples, seed=seed, score_method=score_method,
+                                on_result=advance)
+    if out is not None:
+        write_results(result, out)
+    if as_json:
+        for row in result.rows:
+            click.echo(json.dumps(row.to_dict(), ensure_ascii=False))
+        click.echo(json.dumps({"experiment_id": result.experiment_id,
+                               "summary": [cell.to_dict() for cell in result.summary]}, ensure_ascii=False))
+        return
+    console = Console()
+    for table in experiment_tables(result, detail):
+        console.print(table)
+    console.print(f"[dim]experiment {result.experiment_id}: {len(result.rows)} rows in the logbook"
+                  + (f"; written to {out}" if out is not None else "") + "[/]", highlight=False)
 
 
 def main():

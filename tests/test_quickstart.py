@@ -1,0 +1,65 @@
+"""`gptkit quickstart` end to end at the tiny size: stages, reuse, resume, the report."""
+
+import json
+import os
+import subprocess
+import sys
+
+from gptkit.checkpoint import load_checkpoint, read_meta, resolve_checkpoint
+from gptkit.quickstart import SIZES, answer_region, is_correct
+from gptkit.data.toyworld import Task
+
+
+def quickstart(out, *extra):
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "quickstart", "--size", "tiny", "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_quickstart_runs_every_stage_then_reuses_them(tmp_path):
+    out = tmp_path / "qs"
+    proc = quickstart(out)
+    for stage in ("1. Same prompt, two models", "2. Held-out tasks", "3. Loss curves", "train loss"):
+        assert stage in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    plan = SIZES["tiny"]
+    assert results["accuracy"]["base"].keys() == {"capital", "age", "arithmetic"}
+    assert all(n == plan.eval_per_kind for _, n in results["accuracy"]["assistant"].values())
+    assert "Explain the moon landing to a 6 year old" in [row["prompt"] for row in results["showcase"]]
+    assert 0.0 <= results["question_rate"]["base"] <= 1.0
+    base, assistant = load_checkpoint(out / "base"), load_checkpoint(out / "assistant")
+    assert (base.kind, base.meta["step"]) == ("base", plan.base_steps)
+    assert (assistant.kind, assistant.meta["step"]) == ("assistant", plan.sft_steps)
+    assert assistant.meta["parent"] == base.name  # lineage recorded
+    again = quickstart(out, "--json")
+    events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    assert not any(e.get("event") == "step" for e in events)  # nothing retrained
+    assert events[-1]["event"] == "results"
+
+
+def test_quickstart_resumes_an_interrupted_stage(tmp_path):
+    out = tmp_path / "qs"
+    plan = SIZES["tiny"]
+    # simulate an interruption: train the base stage only part of the way with the same settings
+    subprocess.run([sys.executable, "-m", "gptkit", "tokenizer", "train", "toyworld", "--vocab-size", str(plan.vocab_size),
+                    "-o", str(out / "tokenizer")], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "gptkit", "train", "--data", "toyworld", "--tokenizer", str(out / "tokenizer"),
+                    "--preset", plan.preset, "--max-steps", str(plan.base_steps), "--stop-after", "10",
+                    "--batch-size", str(plan.base_batch), "--out", str(out / "base"), "--json"], check=True, capture_output=True)
+    assert read_meta(resolve_checkpoint(out / "base"))["step"] == 10
+    proc = quickstart(out, "--json")
+    assert "resumed from" in proc.stdout
+    assert read_meta(resolve_checkpoint(out / "base"))["step"] == plan.base_steps
+
+
+def test_answer_scoring_rules():
+    capital = Task("capital", "Which city is the capital of France?", "Paris", "")
+    assert is_correct(capital, " Paris\nQ: next")
+    assert is_correct(capital, "The capital of France is Paris.")
+    assert not is_correct(capital, "The capital of France is Rome.\nParis")
+    number = Task("age", "q", "67", "")
+    assert is_correct(number, "70 - 3 = 67. The answer is 67.")
+    assert not is_correct(number, "The answer is 68. Or 67.")
+    assert is_correct(number, " 67")
+    assert answer_region("Paris\n\nQ: more") == "Paris"
