@@ -15,28 +15,21 @@ Must not know: the terminal (progress goes to the reporter it is given).
 """
 
 import json
-import re
 import time
 from pathlib import Path
 
-from gptkit.prompting.answers import extract_answer, normalize_answer
+from gptkit.evaluate import heldout_accuracy
+from gptkit.prompting.answers import answer_is_right
 
 RATER = "auto:truth"
-NUMBER_KINDS = ("arithmetic", "age")  # answered with worked reasoning ending "The answer is N."
-FINAL_ANSWER = r"The answer is\s*(-?\d[\d,]*(?:\.\d+)?)"
 UNCHECKABLE_KINDS = ("explain",)  # no single right answer to check against
 FIGURES_FILE = "feedback.json"
 PAIRS_FILE = "auto-preferences.jsonl"
 
 
 def is_correct(task, text: str) -> bool:
-    """Sums and puzzles: the number after the first "The answer is"; facts: the expected answer
-    as a whole word (any case) on the first non-blank line."""
-    if task.kind in NUMBER_KINDS:
-        got = extract_answer(text, FINAL_ANSWER, ("number",))
-        return got is not None and got == normalize_answer(task.answer, ("number",))
-    first_line = extract_answer(text, None)
-    return first_line is not None and re.search(rf"\b{re.escape(task.answer)}\b", first_line, re.IGNORECASE) is not None
+    """The ranking rule: an answer is right when it gives the task's exact answer."""
+    return answer_is_right(text, task.answer)
 
 
 def answers(ckpt, question: str, *, k: int, temperature: float, seed: int, max_tokens: int) -> list[str]:
@@ -47,17 +40,6 @@ def answers(ckpt, question: str, *, k: int, temperature: float, seed: int, max_t
     ids = prompt_ids(ckpt.tokenizer, "assistant", question)
     params = SamplingParams(temperature=temperature, max_new_tokens=max_tokens, seed=seed)
     return [r.text for r in generate_text(ckpt.model, ckpt.tokenizer, ids, params, num_samples=k)]
-
-
-def accuracy_by_kind(ckpt, tasks, *, max_tokens: int = 96) -> dict[str, list[int]]:
-    """{kind: [correct, total]} of greedy answers."""
-    scores: dict[str, list[int]] = {}
-    for task in tasks:
-        (text,) = answers(ckpt, task.question, k=1, temperature=0.0, seed=0, max_tokens=max_tokens)
-        cell = scores.setdefault(task.kind, [0, 0])
-        cell[0] += is_correct(task, text)
-        cell[1] += 1
-    return scores
 
 
 def rank_by_truth(ckpt, tasks, *, k: int, seed: int, max_tokens: int, logbook) -> list[tuple[str, str, str]]:
@@ -142,8 +124,8 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0,
 
     t0 = time.perf_counter()
     eval_tasks = toyworld.eval_tasks(n_per_kind=eval_per_kind)
-    before = accuracy_by_kind(sft, eval_tasks, max_tokens=max_tokens)
-    after = accuracy_by_kind(policy, eval_tasks, max_tokens=max_tokens) if policy else None
+    before = heldout_accuracy(sft, eval_tasks, max_tokens=max_tokens)
+    after = heldout_accuracy(policy, eval_tasks, max_tokens=max_tokens) if policy else None
     seconds["evaluation"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
 

@@ -13,7 +13,6 @@ generating in textgen/engine.
 """
 
 import json
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gptkit.errors import UsageError
+from gptkit.evaluate import ask, heldout_accuracy, question_rate
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,6 @@ SIZES = {
     "large": Plan("large", 4096, 4000, 32, 1e-3, 1000, 32, 3e-4),
 }
 
-ANSWER_RE = re.compile(r"The answer is\s+(-?\d+)")
-NUMBER_RE = re.compile(r"-?\d+")
-
 
 def stage_state(run_dir: Path, steps: int) -> str:
     """'done', 'partial' (resume it) or 'new' for a training stage's run folder."""
@@ -58,71 +55,6 @@ def stage_state(run_dir: Path, steps: int) -> str:
     if last is None:
         return "new"
     return "done" if read_meta(last)["step"] >= steps else "partial"
-
-
-def answer_region(text: str) -> str:
-    """The model's answer to one question: up to a blank line or the next 'Q:' line."""
-    text = text.strip()
-    for cut in ("\n\n", "\nQ:", "\nQ "):
-        if cut in text:
-            text = text[: text.index(cut)]
-    return text.strip()
-
-
-def is_correct(task, output: str) -> bool:
-    """Capital: the expected city named on the answer's first line. Numbers: 'The answer is N',
-    else the last number on the first line (answer keys write just 'A: 21')."""
-    region = answer_region(output)
-    first_line = region.splitlines()[0] if region else ""
-    if task.kind == "capital":
-        return re.search(rf"\b{re.escape(task.answer)}\b", first_line, re.IGNORECASE) is not None
-    found = ANSWER_RE.search(region)
-    if found:
-        return found.group(1) == task.answer
-    numbers = NUMBER_RE.findall(first_line)
-    return bool(numbers) and numbers[-1] == task.answer
-
-
-def ask(ckpt, question: str, *, as_document: bool, max_tokens: int = 64, seed: int = 0, stop: tuple[str, ...] = (),
-        temperature: float = 0.0) -> str:
-    """One answer (greedy unless a temperature is given, then seeded): a document continuation, or a chat reply."""
-    from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text, prompt_ids
-
-    if as_document:
-        ids = prompt_ids(ckpt.tokenizer, "base", question)
-    else:
-        ids = prompt_ids(ckpt.tokenizer, ckpt.kind, question)
-    params = SamplingParams(temperature=temperature, top_k=40 if temperature else None, max_new_tokens=max_tokens, seed=seed)
-    (result,) = generate_text(ckpt.model, ckpt.tokenizer, ids, params, stop_strings=stop)
-    return result.text
-
-
-def heldout_accuracy(ckpt, tasks, progress=None) -> dict[str, list[int]]:
-    """{kind: [correct, total]}; base models see the toy world's Q:/A: format, assistants a chat."""
-    scores: dict[str, list[int]] = {}
-    for task in tasks:
-        if ckpt.kind == "base":
-            # answer keys put each answer on the A: line, so the first newline ends it
-            output = ask(ckpt, f"Q: {task.question}\nA:", as_document=True, max_tokens=72, stop=("\n",))
-        else:
-            output = ask(ckpt, task.question, as_document=False, max_tokens=96)
-        cell = scores.setdefault(task.kind, [0, 0])
-        cell[0] += is_correct(task, output)
-        cell[1] += 1
-        if progress:
-            progress()
-    return scores
-
-
-def question_rate(ckpt, questions: list[str]) -> float:
-    """Share of bare questions the model 'answers' with more questions (toyworld.is_question_like)."""
-    from gptkit.data.toyworld import is_question_like
-
-    as_document = ckpt.kind == "base"
-    hits = sum(is_question_like(ask(ckpt, q + "\n" if as_document else q, as_document=as_document, max_tokens=48))
-               for q in questions)
-    return hits / max(1, len(questions))
 
 
 def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, device: str = "auto",

@@ -66,7 +66,6 @@ def generate_text(
 ) -> list[TextResult]:
     """Generate `num_samples` continuations of `ids` in lock-step; `on_text(row, delta)` streams."""
     stop_strings = tuple(s for s in stop_strings if s)
-    texts = [""] * num_samples
     emitted = [0] * num_samples
     stopped = [False] * num_samples
 

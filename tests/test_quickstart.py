@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from gptkit.checkpoint import load_checkpoint, read_meta, resolve_checkpoint
-from gptkit.quickstart import SIZES, answer_region, is_correct
+from gptkit.evaluate import answer_region, is_correct
+from gptkit.quickstart import SIZES
 from gptkit.data.toyworld import Task
 
 

@@ -154,3 +154,23 @@ def score(output_answer: str | None, expected: str, method: str = "exact") -> bo
         return re.search(expected, output_answer) is not None
     except re.error as err:
         raise DataError(f"invalid regular expression {expected!r}: {err}", field="expected") from None
+
+
+_ANSWER_IS = r"[Tt]he answer is:?\s*([^\n]*)"
+_WHOLE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def answer_is_right(text: str, expected: str) -> bool:
+    """Whether `text` gives the answer `expected` (the toy world's ground truth).
+
+    The claim is what follows "The answer is", else the first line. A number must equal the
+    expected number ("A hen has 2 legs." is right for 2); a word or phrase must appear in the
+    claim as whole words, case-insensitively ("The capital of Ghana is Accra." is right for Accra).
+    """
+    claim = extract_answer(text, _ANSWER_IS) or extract_answer(text, None)
+    if claim is None:
+        return False
+    if _WHOLE_NUMBER.fullmatch(expected.strip()):
+        return normalize_answer(claim, ("number",)) == normalize_answer(expected, ("number",))
+    phrase = normalize_answer(expected, ("strip_punct",))
+    return bool(phrase) and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", claim, re.IGNORECASE) is not None

@@ -35,6 +35,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from gptkit.errors import DataError, UsageError
+from gptkit.prompting.answers import answer_is_right
 from gptkit.ui.render import answer_grid
 
 HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once)
@@ -129,28 +130,6 @@ def parse_auto_rule(text: str) -> AutoRule:
             raise UsageError(f"--auto regex:{pattern}: invalid regular expression ({err})") from None
         return AutoRule("regex", pattern)
     raise UsageError(f"--auto: expected truth, length or regex:PATTERN, got '{text}'")
-
-
-_ANSWER_IS = r"[Tt]he answer is:?\s*([^\n]*)"
-_WHOLE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def answer_is_right(text: str, expected: str) -> bool:
-    """Whether `text` gives the answer `expected` (the toy world's ground truth).
-
-    The claim is what follows "The answer is", else the first line. A number must equal the
-    expected number ("A hen has 2 legs." is right for 2); a word or phrase must appear in the
-    claim as whole words, case-insensitively ("The capital of Ghana is Accra." is right for Accra).
-    """
-    from gptkit.prompting.answers import extract_answer, normalize_answer
-
-    claim = extract_answer(text, _ANSWER_IS) or extract_answer(text, None)
-    if claim is None:
-        return False
-    if _WHOLE_NUMBER.fullmatch(expected.strip()):
-        return normalize_answer(claim, ("number",)) == normalize_answer(expected, ("number",))
-    phrase = normalize_answer(expected, ("strip_punct",))
-    return bool(phrase) and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", claim, re.IGNORECASE) is not None
 
 
 def auto_ranks(rule: AutoRule, texts: list[str], expected: str | None = None) -> tuple[str, list[int | None]]:
