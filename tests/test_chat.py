@@ -29,7 +29,7 @@ from gptkit.prompting.templates import load_template, render_base, render_chat_m
 from gptkit.store import open_logbook
 from gptkit.tokenizer import load_tokenizer, render_chat
 from gptkit.ui.chat import ChatSession, displayable, run_repl, visible_prompt
-from gptkit.ui.chat_commands import ChatCompleter, extract_vote_answer, parse_ordering, show_vote
+from gptkit.ui.chat_commands import ChatCompleter, extract_vote_answer, parse_pick, show_vote
 
 MAX_TOKENS = 6  # random tiny models never stop on their own; keep every answer short
 
@@ -267,7 +267,7 @@ def test_a_plain_pick_continues_without_a_ranking_and_a_bad_one_stays_open(ckpts
 @given(st.permutations(list(range(1, 6))), st.lists(st.booleans(), min_size=4, max_size=4))
 def test_orderings_parse_into_ranks(order, ties):
     text = str(order[0]) + "".join(("=" if tie else ">") + str(n) for tie, n in zip(ties, order[1:]))
-    best, ranks = parse_ordering(text, 5)
+    best, ranks = parse_pick(text, 5)
     assert best == order[0] - 1
     expected = [1]
     for tie in ties:
@@ -276,10 +276,10 @@ def test_orderings_parse_into_ranks(order, ties):
 
 
 def test_orderings_that_cannot_be_a_ranking_are_refused():
-    assert parse_ordering(" 2 ", 3) == (1, None)
-    for bad in ("4", "1>1", "1>2", "0>1>2"):
+    assert parse_pick(" 2 ", 3) == (1, None)
+    for bad in ("4", "1>1", "1>2", "0>1>2", "a>b", ">"):
         with pytest.raises(UsageError):
-            parse_ordering(bad, 3)
+            parse_pick(bad, 3)
 
 
 # ---- /vote ------------------------------------------------------------------------------------

@@ -98,25 +98,21 @@ def looks_like_pick(line: str) -> bool:
     return _PICK.fullmatch(line) is not None
 
 
-def parse_ordering(text: str, k: int) -> tuple[int, list[int] | None]:
-    """'2' -> (1, None): the picked answer (0-based), no ranking. '2>1=3' -> (1, [2, 1, 2]):
-    the best answer and each answer's rank (1 = best; '=' ties share a rank)."""
-    groups = [[int(n) for n in group.split("=")] for group in re.sub(r"\s+", "", text).split(">")]
-    numbers = [n for group in groups for n in group]
-    if any(not 1 <= n <= k for n in numbers):
-        raise UsageError(f"pick: the answers are numbered 1-{k}, got {next(n for n in numbers if not 1 <= n <= k)}")
-    if len(set(numbers)) != len(numbers):
-        raise UsageError("pick: each answer may appear once in an ordering")
-    if len(numbers) == 1:
-        return numbers[0] - 1, None
-    missing = sorted(set(range(1, k + 1)) - set(numbers))
-    if missing:
-        raise UsageError(f"pick: an ordering ranks every answer; missing {', '.join(map(str, missing))}")
-    ranks = [0] * k
-    for rank, group in enumerate(groups, start=1):
-        for n in group:
-            ranks[n - 1] = rank
-    return groups[0][0] - 1, ranks
+def parse_pick(text: str, k: int) -> tuple[int, list[int] | None]:
+    """'2' -> (1, None): the picked answer (0-based), no ranking. '2>1=3' -> (1, [2, 1, 2]): the
+    first-named answer continues the chat and the ordering (rank.parse_ordering) is a ranking."""
+    from gptkit.ui.rank import OrderingError, parse_ordering
+
+    compact = re.sub(r"\s+", "", text)
+    if compact.isdigit():
+        if not 1 <= int(compact) <= k:
+            raise UsageError(f"pick: the answers are numbered 1-{k}, got {compact}")
+        return int(compact) - 1, None
+    try:
+        ranks = parse_ordering(compact, k)
+    except OrderingError as e:
+        raise UsageError(f"pick: {e}") from None
+    return int(re.match(r"\d+", compact).group()) - 1, ranks
 
 
 def run_command(session, line: str) -> None:
@@ -350,7 +346,7 @@ def apply_pick(session, line: str) -> None:
         session.pending = None
         session.console.print(Text("kept the current answer", style="dim"))
         return
-    best, ranks = parse_ordering(line, len(pending.results))  # a bad ordering keeps the pick open
+    best, ranks = parse_pick(line, len(pending.results))  # a bad ordering keeps the pick open
     session.pending = None
     exchange, chosen = pending.exchange, pending.results[best]
     first = exchange.answers[0]
