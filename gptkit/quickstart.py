@@ -41,7 +41,7 @@ class Plan:
 # `small` is calibrated to finish in about 10 minutes on a 2-core CPU (see README figures).
 SIZES = {
     "tiny": Plan("tiny", 512, 30, 8, 3e-3, 20, 8, 1e-3, eval_per_kind=4),  # plumbing checks only: learns little
-    "small": Plan("small", 2048, 700, 16, 3e-3, 300, 16, 1e-3),
+    "small": Plan("small", 2048, 560, 16, 3e-3, 250, 16, 1e-3),
     "medium": Plan("medium", 4096, 2000, 16, 2e-3, 600, 16, 6e-4),
     "large": Plan("large", 4096, 4000, 32, 1e-3, 1000, 32, 3e-4),
 }

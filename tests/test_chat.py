@@ -255,7 +255,7 @@ def test_regen_pick_with_an_ordering_saves_a_ranking(ckpts):
 def test_a_plain_pick_continues_without_a_ranking_and_a_bad_one_stays_open(ckpts):
     session = new_session(["assistant"])
     out = drive(session, "Say something", "/regen 2", "3>1", "2")
-    assert len(error_lines(out)) == 1 and "numbered 1-2" in out
+    assert len(error_lines(out)) == 1 and "the answers are 1-2" in out
     second = [r for r in logged("chat") if r["extra"].get("regen") == 2][0]
     assert session.messages[-1]["content"] == second["output"]
     with open_logbook() as logbook:

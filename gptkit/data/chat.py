@@ -8,12 +8,11 @@ Every conversation becomes `(ids, mask)` through `tokenizer.render_chat`, the si
 chat structure meets tokens, so the loss covers the assistant's tokens and their end-of-turn.
 """
 
-import json
 from pathlib import Path
 
 import torch
 
-from gptkit.data.text import read_text_file
+from gptkit.data.text import iter_jsonl
 from gptkit.errors import DataError
 from gptkit.tokenizer import ROLES, render_chat
 
@@ -50,15 +49,7 @@ def load_conversations(spec: str) -> list[list[dict]]:
     path = Path(spec).expanduser()
     if not path.is_file():
         raise DataError("no such file", path=path)
-    conversations = []
-    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg})", path=path, line=line_no) from None
-        conversations.append(parse_conversation(obj, path, line_no))
+    conversations = [parse_conversation(obj, path, line_no) for line_no, obj in iter_jsonl(path)]
     if not conversations:
         raise DataError("no conversations in file", path=path)
     return conversations

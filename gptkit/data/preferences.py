@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from gptkit.data.chat import pad_batch
-from gptkit.data.text import read_text_file
+from gptkit.data.text import iter_jsonl
 from gptkit.errors import DataError
 from gptkit.tokenizer import ROLES, render_chat
 
@@ -42,16 +42,7 @@ def load_preference_pairs(source: str, *, include_synthetic: bool = True) -> lis
     path = Path(source).expanduser()
     if not path.is_file():
         raise DataError("no such file", path=path)
-    pairs = []
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
-    for line_no, line in enumerate(read_text_file(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg})", path=path, line=line_no) from None
-        pairs.append(parse_preference(obj, path, line_no))
+    pairs = [parse_preference(obj, path, line_no) for line_no, obj in iter_jsonl(path)]
     if not pairs:
         raise DataError("no preference pairs in file", path=path)
     return pairs

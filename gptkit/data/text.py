@@ -61,15 +61,23 @@ def read_text_file(path: Path) -> str:
         raise DataError(f"not UTF-8 text (invalid byte at offset {e.start})", path=path) from None
 
 
-def read_jsonl(path: Path, field: str = "text") -> list[str]:
-    docs = []
-    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
+def iter_jsonl(path: Path):
+    """(line number, parsed value) for each non-blank line; invalid JSON is a DataError at file:line.
+
+    Lines split on "\\n" only, not str.splitlines(): JSON strings may hold U+2028 unescaped.
+    """
+    for line_no, line in enumerate(read_text_file(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield line_no, json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"invalid JSON ({e.msg})", path=path, line=line_no) from None
+
+
+def read_jsonl(path: Path, field: str = "text") -> list[str]:
+    docs = []
+    for line_no, obj in iter_jsonl(path):
         if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
             raise DataError("expected an object with a string", path=path, line=line_no, field=field)
         docs.append(obj[field])

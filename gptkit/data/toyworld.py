@@ -501,7 +501,27 @@ def _story(rng: random.Random) -> str:
             f"Then {sub} ate {z}, so {sub} had {x + y} - {z} = {x + y - z} apples left.")
 
 
+def _digit_facts(rng: random.Random) -> str:
+    """The one-digit steps that column working is made of ("6 + 7 = 13", "3 + 4 + 1 = 8",
+    "12 - 5 = 7", "8 - 1 - 4 = 3"): a small model must know these by heart to add or subtract."""
+    lines = [rng.choice(("Number facts", "Facts to learn by heart", "Adding and taking away", "Quick facts"))]
+    for _ in range(rng.randint(10, 18)):
+        a, b, shape = rng.randint(0, 9), rng.randint(0, 9), rng.random()
+        if shape < 0.35:
+            lines.append(f"{a} + {b} = {a + b}")
+        elif shape < 0.6:
+            lines.append(f"{a} + {b} + 1 = {a + b + 1}")
+        elif shape < 0.8:
+            lines.append(f"{a + 10} - {b} = {a + 10 - b}" if a < b else f"{a} - {b} = {a - b}")
+        else:
+            a = max(a, b + 1)
+            lines.append(f"{a} - 1 - {b} = {a - 1 - b}")
+    return "\n".join(lines)
+
+
 def _worked_sums(rng: random.Random) -> str:
+    if rng.random() < 0.3:
+        return _digit_facts(rng)
     if rng.random() < 0.2:  # a plain table of facts: what direct (no working) answers look like
         title = rng.choice(("Sums to remember", "Addition and subtraction facts", "Quick sums"))
         sums = [_sample_sum(rng) for _ in range(rng.randint(6, 12))]

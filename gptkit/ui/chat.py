@@ -35,15 +35,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from gptkit import paths
 from gptkit.errors import GptkitError, UsageError
 from gptkit.prompting.templates import render_base, render_chat_messages
+from gptkit.ui.render import answer_grid, displayable
 
 MODES = ("base", "assistant", "compare")
 GENERATIVE_KINDS = ("base", "assistant", "policy")
@@ -158,15 +157,6 @@ class CheckpointCache:
 # ---- rendering helpers ------------------------------------------------------------------------
 
 
-# C0/C1 control characters but newline and tab: a sampled ESC could otherwise drive the terminal.
-_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)], "\ufffd")
-
-
-def displayable(text: str) -> str:
-    """Text safe to print as is: control characters become U+FFFD."""
-    return text.translate(_CONTROL)
-
-
 def visible_prompt(tokenizer, ids: list[int], *, for_terminal: bool = True) -> Text:
     """The prompt as the model sees it: decoded text with special tokens written out in magenta
     (`for_terminal`: control characters replaced, see `displayable`)."""
@@ -190,21 +180,6 @@ def speed(result) -> str:
     return f"{n} tokens · {n / max(result.seconds, 1e-9):.1f} tok/s"
 
 
-def answer_columns(answers: list[tuple[str, str, str]], width: int, min_column: int = 32):
-    """One panel per (title, text, footer): side by side in equal columns that fill `width`
-    (the layout never jumps while text streams in), stacked when a column would be too narrow."""
-    panels = [Panel(Text(displayable(text)), title=Text(title), title_align="left", border_style="cyan",
-                    subtitle=Text(footer) if footer else None, subtitle_align="right", expand=True)
-              for title, text, footer in answers]
-    if width // max(1, len(panels)) < min_column:
-        return Group(*panels)
-    grid = Table.grid(expand=True, padding=(0, 1))
-    for _ in panels:
-        grid.add_column(ratio=1)
-    grid.add_row(*panels)
-    return grid
-
-
 class PanelStream:
     """Answers streaming into side-by-side panels: a Rich Live display on a terminal, else one
     final render when the block ends (pipes and files get no cursor movement)."""
@@ -217,7 +192,7 @@ class PanelStream:
         self._shown = 0.0
 
     def renderable(self):
-        return answer_columns(list(zip(self.titles, self.texts, self.footers)), self.console.width)
+        return answer_grid(list(zip(self.titles, self.texts, self.footers)), self.console.width)
 
     def add(self, i: int, delta: str) -> None:
         self.texts[i] += delta

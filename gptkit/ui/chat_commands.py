@@ -25,7 +25,6 @@ from pathlib import Path
 from prompt_toolkit.completion import Completer, Completion
 from rich.cells import cell_len, set_cell_size
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -420,8 +419,7 @@ def show_vote(console, title: str, results, answers, vote) -> None:
     for i, (result, answer) in enumerate(zip(results, answers), start=1):
         table.add_row(str(i), Text(displayable(answer or "(none)")), Text(displayable(" ".join(result.text.split()))))
     console.print(table)
-    # vote_bars reads its labels as Rich markup: a sampled "[/x]" must stay text
-    counts = [(None if a is None else escape(displayable(a)), n) for a, n in vote.counts]
+    counts = [(None if a is None else displayable(a), n) for a, n in vote.counts]
     counts += [(None, vote.n - vote.n_valid)] if vote.n_valid < vote.n else []
     console.print(vote_bars(counts, vote.n))
     winner = vote.answer if vote.answer is not None else "(no answer)"

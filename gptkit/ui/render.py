@@ -4,12 +4,19 @@ Pure presentation: these functions take strings, ids and numbers and return Rich
 never run a model.
 """
 
-from rich.columns import Columns
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 TOKEN_STYLES = ("on #3b4261", "on #2d3f4f")  # alternate backgrounds so token boundaries show
+
+# C0/C1 control characters but newline and tab: a sampled ESC could otherwise drive the terminal.
+_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)], "\ufffd")
+
+
+def displayable(text: str) -> str:
+    """Model text safe to print as is: control characters become U+FFFD."""
+    return text.translate(_CONTROL)
 
 
 def colored_tokens(tokenizer, ids: list[int], mask: list[int] | None = None) -> Text:
@@ -30,12 +37,6 @@ def colored_tokens(tokenizer, ids: list[int], mask: list[int] | None = None) -> 
     return text
 
 
-def answer_panels(answers: list[tuple[str, str]], *, width: int | None = None) -> Columns:
-    """Side-by-side panels, one per (title, text); they wrap onto more rows when narrow."""
-    panels = [Panel(Text(text), title=title, title_align="left", border_style="cyan", expand=True) for title, text in answers]
-    return Columns(panels, equal=True, expand=True, width=width)
-
-
 def vote_bars(counts: list[tuple[str | None, int]], total: int, width: int = 30) -> Table:
     """A histogram of extracted answers: answer, bar, count, share."""
     table = Table(show_header=True, header_style="bold", box=None)
@@ -50,16 +51,21 @@ def vote_bars(counts: list[tuple[str | None, int]], total: int, width: int = 30)
     return table
 
 
-def answer_grid(answers: list[tuple[str, str]], width: int, min_column: int = 32):
-    """Panels side by side when each gets at least `min_column` cells of `width`, stacked otherwise.
+def answer_grid(answers: list[tuple[str, ...]], width: int, min_column: int = 32):
+    """One panel per (title, text[, footer]): side by side in equal columns that fill `width` when
+    each gets at least `min_column` cells, stacked otherwise.
 
-    Unlike `answer_panels`, the layout is decided up front, so k answers always read either as
-    one row to compare across or as a column to read down, never as a ragged wrap.
+    The layout is decided up front, so k answers read either as one row to compare across or as a
+    column to read down, never as a ragged wrap, and it never jumps while text streams in.
     """
     from rich.console import Group
 
-    panels = [Panel(Text(text) if text.strip() else Text("(empty)", style="dim"), title=title,
-                    title_align="left", border_style="cyan", expand=True) for title, text in answers]
+    panels = []
+    for title, text, *footer in answers:
+        body = Text(displayable(text)) if text.strip() else Text("(empty)", style="dim")
+        subtitle = Text(footer[0]) if footer and footer[0] else None
+        panels.append(Panel(body, title=Text(title), title_align="left", border_style="cyan",
+                            subtitle=subtitle, subtitle_align="right", expand=True))
     if width // max(1, len(panels)) < min_column:
         return Group(*panels)
     grid = Table.grid(expand=True, padding=(0, 1))
