@@ -213,3 +213,21 @@ def test_bad_data_gets_one_clear_line(tmp_path, tokenizer_dir, setup, expected):
     assert proc.returncode != 0
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_validation_runs_on_its_own_cadence(tmp_path, tokenizer_dir):
+    from gptkit.data.text import build_shards
+    from gptkit.device import pick_device
+    from gptkit.model import GPT, config_for
+    from gptkit.train.loop import TrainConfig, train
+    from gptkit.train.pretrain import PretrainObjective
+
+    tok = load_tokenizer(tokenizer_dir)
+    shards = build_shards([CORPUS], tok, block_size=32, source_key="cadence-test")
+    objective = PretrainObjective(shards, tok, batch_size=2, seq_len=32, device="cpu")
+    # validation every 7 steps while logging every 10: it must not wait for a logging step
+    cfg = TrainConfig(max_steps=15, batch_size=2, log_every=10, eval_every=7, eval_batches=1, save_every=100)
+    train(GPT(config_for("tiny", tok.n_vocab)), tok, objective, cfg, run_dir=tmp_path / "run", meta={}, dc=pick_device("cpu"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_loss" in r] == [7, 14, 15]
+    assert [r["step"] for r in rows] == [7, 10, 14, 15]

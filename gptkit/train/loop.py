@@ -242,7 +242,8 @@ def train(
             state.step += 1
             stop_requested = any_rank(stop_requested, dist, device)
             is_last = state.step == end_step
-            if state.step % cfg.log_every == 0 or is_last or state.step % cfg.save_every == 0 or stop_requested:
+            do_eval = bool(cfg.eval_every) and (state.step % cfg.eval_every == 0 or is_last) and not stop_requested
+            if state.step % cfg.log_every == 0 or is_last or state.step % cfg.save_every == 0 or stop_requested or do_eval:
                 loss_value = float(mean_over_ranks(loss_sum, dist)) / cfg.grad_accum  # note: a CPU-GPU sync point
                 if not math.isfinite(loss_value):
                     where = f"; the last good checkpoint is {last_saved}" if last_saved else ""
@@ -253,7 +254,7 @@ def train(
                        "time": round(time.time(), 3), **{k: round(float(v), 5) for k, v in extra.items()}}
                 if peak and flops_per_token:
                     row["mfu"] = round(flops_per_token * window_tokens / elapsed / (peak * dist.world), 4)
-                if dist.is_main and cfg.eval_every and (state.step % cfg.eval_every == 0 or is_last) and not stop_requested:
+                if dist.is_main and do_eval:
                     row.update({k: round(v, 5) for k, v in evaluate(model, objective, cfg, dc).items()})
                     if "val_loss" in row and (state.best_val is None or row["val_loss"] < state.best_val):
                         state.best_val = row["val_loss"]
