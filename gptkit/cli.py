@@ -1,7 +1,7 @@
 """The `gptkit` command line: a thin Click layer over the library.
 
 Rules of this file: no ML logic (each command parses options, calls one library function and
-prints the result); every heavy import (torch, rich, the library) happens inside the command
+prints the result; the file is long only because it declares every command's options); every heavy import (torch, rich, the library) happens inside the command
 that needs it, so `gptkit --help` stays instant; a `GptkitError` raised anywhere below becomes
 one clean line on stderr and a non-zero exit, never a traceback.
 """
@@ -746,45 +746,6 @@ def prompt_show(template, model_spec, var_pairs, as_json):
     console.print(colored_tokens(tok, rendered.ids), soft_wrap=True)  # soft: no newlines that are not tokens
 
 
-def experiment_tables(result, detail: bool):
-    """The accuracy table (template rows x checkpoint columns) and, with `detail`, one row per case."""
-    from rich.table import Table
-    from rich.text import Text
-
-    checkpoints = list(dict.fromkeys(cell.checkpoint for cell in result.summary))
-    table = Table(title="accuracy", header_style="bold")
-    table.add_column("template")
-    for name in checkpoints:
-        table.add_column(name, justify="right")
-    by_template: dict = {}
-    for cell in result.summary:
-        by_template.setdefault(cell.template, {})[cell.checkpoint] = cell
-    for template, cells in by_template.items():
-        shown = []
-        for name in checkpoints:
-            cell = cells[name]
-            text = Text(f"{cell.correct}/{cell.total}  {cell.accuracy:.0%}")
-            if cell.samples > 1:
-                text.append(f"  agree {cell.mean_agreement:.0%}", style="dim")
-            shown.append(text)
-        table.add_row(template, *shown)
-    if not detail:
-        return [table]
-    cases = Table(title="cases", header_style="bold")
-    for column in ("template", "checkpoint", "case", "expected", "answer", "", "agree", "output"):
-        cases.add_column(column, overflow="fold")
-    def clipped(text: str, width: int) -> str:
-        text = text.replace("\n", "⏎ ")
-        return text[:width] + ("…" if len(text) > width else "")
-
-    for row in result.rows:
-        mark = Text("✓", style="green") if row.correct else Text("✗", style="red")
-        cases.add_row(row.template, row.checkpoint, row.case_id, clipped(row.expected, 24),
-                      "-" if row.extracted is None else clipped(row.extracted, 24), mark, f"{row.agreement:.0%}",
-                      clipped(row.output, 80))
-    return [cases, table]
-
-
 @prompt.command("run")
 @click.option("-t", "--template", "template_specs", multiple=True, required=True, help="Template name or YAML file (repeatable).")
 @click.option("-m", "--model", "model_specs", multiple=True, required=True, help="Checkpoint (repeatable).")
@@ -823,6 +784,7 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, sc
         write_results,
     )
     from gptkit.prompting.templates import load_template
+    from gptkit.ui.render import experiment_tables
 
     if out is not None:
         check_results_path(out)

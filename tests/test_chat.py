@@ -309,7 +309,7 @@ def test_vote_uses_the_templates_question_regex_and_temperature(ckpts):
 def test_vote_extraction_defaults():
     assert extract_vote_answer("so. The answer is 42. Then", None) == "42"
     assert extract_vote_answer("\n  Paris  \nmore", None) == "Paris"
-    assert extract_vote_answer("The answer is 0042", load_template("self-consistency")) == "42"
+    assert extract_vote_answer("The answer is 0042", load_template("sister-age")) == "42"
 
 
 # ---- /undo, /clear, /save, /load --------------------------------------------------------------

@@ -73,3 +73,39 @@ def answer_grid(answers: list[tuple[str, ...]], width: int, min_column: int = 32
         grid.add_column(ratio=1)
     grid.add_row(*panels)
     return grid
+
+
+def experiment_tables(result, detail: bool):
+    """The accuracy table (template rows x checkpoint columns) and, with `detail`, one row per case."""
+    checkpoints = list(dict.fromkeys(cell.checkpoint for cell in result.summary))
+    table = Table(title="accuracy", header_style="bold")
+    table.add_column("template")
+    for name in checkpoints:
+        table.add_column(name, justify="right")
+    by_template: dict = {}
+    for cell in result.summary:
+        by_template.setdefault(cell.template, {})[cell.checkpoint] = cell
+    for template, cells in by_template.items():
+        shown = []
+        for name in checkpoints:
+            cell = cells[name]
+            text = Text(f"{cell.correct}/{cell.total}  {cell.accuracy:.0%}")
+            if cell.samples > 1:
+                text.append(f"  agree {cell.mean_agreement:.0%}", style="dim")
+            shown.append(text)
+        table.add_row(template, *shown)
+    if not detail:
+        return [table]
+    cases = Table(title="cases", header_style="bold")
+    for column in ("template", "checkpoint", "case", "expected", "answer", "", "agree", "output"):
+        cases.add_column(column, overflow="fold")
+    def clipped(text: str, width: int) -> str:
+        text = text.replace("\n", "⏎ ")
+        return text[:width] + ("…" if len(text) > width else "")
+
+    for row in result.rows:
+        mark = Text("✓", style="green") if row.correct else Text("✗", style="red")
+        cases.add_row(row.template, row.checkpoint, row.case_id, clipped(row.expected, 24),
+                      "-" if row.extracted is None else clipped(row.extracted, 24), mark, f"{row.agreement:.0%}",
+                      clipped(row.output, 80))
+    return [cases, table]
