@@ -23,6 +23,7 @@ class SamplingParams:
     top_p: float | None = None
     max_new_tokens: int = 128
     seed: int | None = None
+    min_new_tokens: int = 0  # stop ids cannot end a row before this many tokens
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -116,7 +117,10 @@ def generate(
     done = [False] * num_samples
     rows: list[list[int]] = [[] for _ in range(num_samples)]
     pos = len(prompt)
+    banned = torch.tensor(stop_ids, device=device) if stop_ids else None
     for step in range(max_new):
+        if banned is not None and step < params.min_new_tokens:
+            logits = logits.index_fill(-1, banned, float("-inf"))
         tokens = sample_next(logits, params, generator)
         ended = torch.isin(tokens, stop).tolist()
         out: list[int | None] = []

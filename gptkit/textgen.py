@@ -8,7 +8,7 @@ text that might be the start of a stop string).
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gptkit.engine import SamplingParams, generate
 from gptkit.tokenizer import render_chat
@@ -80,6 +80,9 @@ def generate_text(
         stopped[row] = found
         return found
 
+    # Never an empty answer: asked "...France?", a base model most often ends the document right
+    # there (as the last question of a quiz sheet does); one token in, it shows what it would add.
+    params = replace(params, min_new_tokens=max(1, params.min_new_tokens))
     rows: list[list[int]] = [[] for _ in range(num_samples)]
     reasons = ["length"] * num_samples
     start = time.perf_counter()

@@ -126,3 +126,14 @@ def test_loss_mask_restricts_loss():
     logits = model(x)
     manual = torch.nn.functional.cross_entropy(logits[:, 5:].reshape(-1, logits.size(-1)), y[:, 5:].reshape(-1))
     torch.testing.assert_close(masked, manual)
+
+
+def test_min_new_tokens_keeps_stop_ids_away_from_the_first_steps():
+    model = tiny_model(9)
+    (greedy,) = complete(model, [4, 5], SamplingParams(temperature=0, max_new_tokens=6), n_vocab=VOCAB)
+    first = greedy.tokens[0]
+    (stopped,) = complete(model, [4, 5], SamplingParams(temperature=0, max_new_tokens=6), n_vocab=VOCAB, stop_ids=(first,))
+    assert stopped.tokens == [] and stopped.finish_reason == "stop"
+    (c,) = complete(model, [4, 5], SamplingParams(temperature=0, max_new_tokens=6, min_new_tokens=1), n_vocab=VOCAB,
+                    stop_ids=(first,))
+    assert c.tokens and c.tokens[0] != first
