@@ -14,18 +14,6 @@ from gptkit.errors import CheckpointError, UsageError
 from gptkit.prompting.experiment import Case, case_seed
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: an op is too small to split across threads, and on a busy machine every
-    OpenMP hand-off waits for a time slice (milliseconds per op), so one thread is faster."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def named_checkpoints(tiny_checkpoints, monkeypatch):
     """The tiny base and assistant runs, reachable by the names "base" and "assistant"."""

@@ -48,18 +48,6 @@ self_consistency: {samples: 3, temperature: 1.0}
 QUESTIONS = ["What is the capital of France?", "What is 2 + 3?", "How old is Ken?"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: an op is too small to split across threads, and on a busy machine every
-    OpenMP hand-off waits for a time slice (milliseconds per op), so one thread is faster."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_cases(expected=("Paris", "5", "12")) -> list[Case]:
     return [Case(id=f"c{i}", variables={"question": q}, expected=e) for i, (q, e) in enumerate(zip(QUESTIONS, expected))]
 
@@ -152,7 +140,7 @@ def test_jsonl_case_errors_name_file_and_line(tmp_path, text, line, message):
 def test_case_sources_that_cannot_work(tmp_path):
     with pytest.raises(UsageError, match="a .yaml/.yml or a .jsonl file"):
         load_cases(tmp_path / "cases.txt")
-    with pytest.raises(DataError, match="cannot read cases"):
+    with pytest.raises(DataError, match="missing.yaml: cannot read"):
         load_cases(tmp_path / "missing.yaml")
     (tmp_path / "empty.yaml").write_text("")
     with pytest.raises(DataError, match="no cases"):
@@ -396,7 +384,7 @@ def cli_env(tiny_checkpoints, tmp_path):
     (tmp_path / "quick-sc.yaml").write_text(QUICK_SC)
     cases = tmp_path / "cases.yaml"
     cases.write_text(yaml.safe_dump([{"id": f"c{i}", "question": q, "expected": "x"} for i, q in enumerate(QUESTIONS)]))
-    return {"GPTKIT_CHECKPOINTS": str(root), "OMP_NUM_THREADS": "1"}  # see one_thread
+    return {"GPTKIT_CHECKPOINTS": str(root)}
 
 
 def test_prompt_run_json_through_the_cli(cli_env, tmp_path):

@@ -34,13 +34,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
 
 from gptkit.checkpoint import Checkpoint
 from gptkit.errors import DataError, TemplateError, UsageError
 from gptkit.prompting.answers import SCORE_METHODS, Vote, extract_answer, majority_vote, normalize_answer, score
+from gptkit.data.text import iter_jsonl, read_text_file
 from gptkit.prompting.templates import (
     Template,
+    compose_yaml,
     load_template,
     render_base,
     render_chat_messages,
@@ -111,13 +112,10 @@ def _of_kind(cases: list[Case], kind: str, spec: str) -> list[Case]:
 def _read_case_file(path: Path) -> list[Case]:
     if path.suffix not in (".yaml", ".yml", ".jsonl"):
         raise UsageError(f"{path}: cases must be `toyworld`, `toyworld:KIND`, a .yaml/.yml or a .jsonl file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError("expected UTF-8 text", path=path) from None
-    except OSError as err:
-        raise DataError(f"cannot read cases: {err.strerror}", path=path) from None
-    items = _jsonl_items(text, path) if path.suffix == ".jsonl" else _yaml_items(text, path)
+    if path.suffix == ".jsonl":
+        items = [(item, line) for line, item in iter_jsonl(path)]
+    else:
+        items = _yaml_items(read_text_file(path), path)
     cases, seen = [], {}
     for position, (item, line) in enumerate(items, start=1):
         case = _case_from_item(item, position, path, line)
@@ -130,29 +128,9 @@ def _read_case_file(path: Path) -> list[Case]:
     return cases
 
 
-def _jsonl_items(text: str, path: Path) -> list[tuple[object, int]]:
-    items = []
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            try:
-                items.append((json.loads(line), number))
-            except json.JSONDecodeError as err:
-                raise DataError(f"invalid JSON ({err.msg})", path=path, line=number) from None
-    return items
-
-
 def _yaml_items(text: str, path: Path) -> list[tuple[object, int]]:
     """(item, line) for each entry of the top-level list."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        problem = " ".join(str(err.problem or err.context).split())
-        raise DataError(f"malformed YAML: {problem}", path=path, line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as err:
-        raise DataError(f"malformed YAML: {' '.join(str(err).split())}", path=path) from None
+    data, root = compose_yaml(text, path, error=DataError)
     if data is None:
         return []
     if not isinstance(data, list):

@@ -224,17 +224,24 @@ def _number(doc: _Doc, mapping: dict, at: tuple, key: str, default, *, integer: 
     return value if integer else float(value)
 
 
-def _parse_yaml(text: str, source: str) -> tuple[dict, _Doc]:
-    """The top-level mapping and the line of every key in it."""
+def compose_yaml(text: str, source, error=TemplateError):
+    """(data, node tree) of a YAML text under the safe loader; the nodes carry line numbers.
+    Malformed YAML raises `error` (a DataError subclass) naming the source and line."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = " ".join(str(err.problem or err.context).split())
-        raise TemplateError(f"malformed YAML: {problem}", path=source, line=mark.line + 1 if mark else None) from None
+        raise error(f"malformed YAML: {problem}", path=source, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as err:
-        raise TemplateError(f"malformed YAML: {' '.join(str(err).split())}", path=source) from None
+        raise error(f"malformed YAML: {' '.join(str(err).split())}", path=source) from None
+    return data, root
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict, _Doc]:
+    """The top-level mapping and the line of every key in it."""
+    data, root = compose_yaml(text, source)
     if not isinstance(data, dict):
         line = root.start_mark.line + 1 if root is not None else 1
         raise TemplateError(f"expected a mapping of template keys at the top level, got {_describe(data)}",
