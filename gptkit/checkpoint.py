@@ -145,7 +145,7 @@ def save_checkpoint(
     return final
 
 
-def _latest_step(run_dir: Path) -> Path | None:
+def latest_step(run_dir: Path) -> Path | None:
     latest = run_dir / "LATEST"
     if latest.is_file():
         step = run_dir / latest.read_text(encoding="utf-8").strip()
@@ -177,7 +177,7 @@ def resolve_checkpoint(spec: str | Path) -> Path:
             raise CheckpointError(f"{spec}: no saved step {step} in {path.parent}")
         if (path / "meta.json").is_file():
             return path
-        found = _latest_step(path)
+        found = latest_step(path)
         if found is not None:
             return found
         raise CheckpointError(f"{path}: not a gptkit checkpoint (no meta.json and no saved step inside)")
@@ -287,7 +287,7 @@ def list_checkpoints() -> list[dict]:
     out = []
     root = paths.checkpoints_dir()
     for run in sorted(p for p in root.glob("*") if p.is_dir()):
-        step = _latest_step(run)
+        step = latest_step(run)
         if step is None:
             continue
         try:

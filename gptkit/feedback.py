@@ -71,7 +71,7 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0,
     Plain DPO (sft_weight 0) at these settings made that model's answers worse (capital
     accuracy 26/30 -> 21-25/30), so the demo adds the chosen answers' NLL (RPO, weight 1).
     """
-    from gptkit.checkpoint import _latest_step, load_checkpoint, read_meta
+    from gptkit.checkpoint import latest_step, load_checkpoint, read_meta
     from gptkit.data import toyworld
     from gptkit.data.preferences import load_preference_pairs
     from gptkit.device import pick_device
@@ -109,7 +109,7 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0,
     t0 = time.perf_counter()
     policy = None
     if pairs:
-        last = _latest_step(out_dir)
+        last = latest_step(out_dir)
         done = last is not None and read_meta(last)["step"] >= steps
         if not done:
             reporter.message(f"feedback: DPO on {len(pairs)} pairs for {steps} steps")

@@ -49,9 +49,9 @@ SIZES = {
 
 def stage_state(run_dir: Path, steps: int) -> str:
     """'done', 'partial' (resume it) or 'new' for a training stage's run folder."""
-    from gptkit.checkpoint import _latest_step, read_meta
+    from gptkit.checkpoint import latest_step, read_meta
 
-    last = _latest_step(run_dir) if run_dir.is_dir() else None
+    last = latest_step(run_dir) if run_dir.is_dir() else None
     if last is None:
         return "new"
     return "done" if read_meta(last)["step"] >= steps else "partial"

@@ -106,12 +106,12 @@ class DPOObjective:
 def policy_start(init_from, run_dir: Path, resume: bool):
     """(tokenizer, model, lineage, saved meta) of a policy run. Fresh: from `init_from`, saved meta
     {}. Resumed: from the newest step, whose metadata names the parent (the frozen reference)."""
-    from gptkit.checkpoint import _latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
     from gptkit.errors import UsageError
     from gptkit.tokenizer import load_tokenizer
 
     if resume:
-        last = _latest_step(run_dir)
+        last = latest_step(run_dir)
         meta = read_meta(last)
         lineage = {"parent": meta.get("parent"), "parent_path": meta.get("parent_path") or meta.get("parent")}
         return load_tokenizer(last), build_model(meta), lineage, meta

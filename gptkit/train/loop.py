@@ -152,7 +152,7 @@ def train(
     TrainingError and leaves the last good checkpoint as it was. Under torchrun the ranks share
     the work (see distributed.py); rank 0 alone reports and saves.
     """
-    from gptkit.checkpoint import _latest_step, load_weights
+    from gptkit.checkpoint import latest_step, load_weights
     from gptkit.device import peak_flops
     from gptkit.train.distributed import any_rank, init_distributed, mean_over_ranks, wrap_model
 
@@ -164,7 +164,7 @@ def train(
     generator = torch.Generator().manual_seed(cfg.seed)
     state = RunState()
     if resume:
-        last = _latest_step(run_dir)
+        last = latest_step(run_dir)
         if last is None:
             raise TrainingError(f"--resume: no saved step in {run_dir} to resume from")
         load_weights(model, last)
@@ -287,9 +287,9 @@ def train(
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
     """Refuse to silently overwrite a run, or to resume one that does not exist."""
-    from gptkit.checkpoint import _latest_step
+    from gptkit.checkpoint import latest_step
 
-    has_steps = run_dir.is_dir() and _latest_step(run_dir) is not None
+    has_steps = run_dir.is_dir() and latest_step(run_dir) is not None
     if resume and not has_steps:
         raise TrainingError(f"--resume: {run_dir} holds no saved step to resume from")
     if not resume and has_steps:

@@ -71,7 +71,7 @@ def run_pretrain(
     """`gptkit train`: returns the last saved step folder of `run_dir`."""
     from pathlib import Path
 
-    from gptkit.checkpoint import _latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
     from gptkit.model import GPT, config_for
     from gptkit.tokenizer import load_tokenizer, train_tokenizer
     from gptkit.train.loop import check_run_dir, train
@@ -81,7 +81,7 @@ def run_pretrain(
     documents, source_key = load_pretrain_documents(data)
     parent = None
     if resume:
-        last = _latest_step(run_dir)
+        last = latest_step(run_dir)
         meta = read_meta(last)
         tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
     elif init_from:

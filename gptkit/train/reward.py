@@ -95,7 +95,7 @@ def pairwise_accuracy(model: RewardModel, encoded_pairs: list, pad_id: int, *, b
 def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False,
                include_synthetic: bool = True, reporter=None) -> tuple[Path, dict]:
     """`gptkit reward`: (last saved step folder, figures incl. held-out pairwise accuracy)."""
-    from gptkit.checkpoint import _latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
     from gptkit.errors import DataError, UsageError
     from gptkit.tokenizer import load_tokenizer
     from gptkit.train.loop import check_run_dir, train
@@ -104,7 +104,7 @@ def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bo
     check_run_dir(run_dir, resume)
     pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
     if resume:
-        last = _latest_step(run_dir)
+        last = latest_step(run_dir)
         meta = read_meta(last)
         tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
     else:

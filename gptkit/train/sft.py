@@ -43,7 +43,7 @@ class SFTObjective:
 
 def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False, reporter=None) -> Path:
     """`gptkit sft`: returns the last saved step folder of `run_dir`."""
-    from gptkit.checkpoint import _latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
     from gptkit.errors import UsageError
     from gptkit.tokenizer import load_tokenizer
     from gptkit.train.loop import check_run_dir, train
@@ -51,7 +51,7 @@ def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool 
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
     if resume:
-        last = _latest_step(run_dir)
+        last = latest_step(run_dir)
         meta = read_meta(last)
         tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
     else:
