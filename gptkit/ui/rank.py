@@ -183,7 +183,7 @@ def load_rank_prompts(spec: str) -> list[RankPrompt]:
         if suffix == ".txt":
             prompts = [RankPrompt(line.strip()) for line in text.splitlines() if line.strip()]
         elif suffix == ".jsonl":
-            prompts = _jsonl_prompts(path, text)
+            prompts = _jsonl_prompts(path)
         else:
             prompts = _yaml_prompts(path, text)
         if not prompts:
@@ -206,18 +206,11 @@ def _prompt_from_mapping(row: dict, path: Path, line: int) -> RankPrompt:
     return RankPrompt(text.strip(), None if answer is None else str(answer))
 
 
-def _jsonl_prompts(path: Path, text: str) -> list[RankPrompt]:
-    import json
+def _jsonl_prompts(path: Path) -> list[RankPrompt]:
+    from gptkit.data.text import iter_jsonl
 
     prompts = []
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON ({exc.msg})", path=path, line=number) from None
+    for number, row in iter_jsonl(path):
         if not isinstance(row, dict):
             raise DataError('expected an object {"prompt": ..., "answer": ...}', path=path, line=number)
         prompts.append(_prompt_from_mapping(row, path, number))
