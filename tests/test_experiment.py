@@ -150,7 +150,10 @@ def test_case_sources_that_cannot_work(tmp_path):
         load_cases(tmp_path / "ok.jsonl", kind="age")
 
 
-case_text = st.text(min_size=1, max_size=30).filter(lambda s: s.strip())
+# NEL, LS and PS are line breaks to YAML, and PyYAML's dumper writes them unescaped, so its own
+# round trip folds them; they are left out of the YAML leg's alphabet.
+case_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x85\u2028\u2029"),
+                    min_size=1, max_size=30).filter(lambda s: s.strip())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
