@@ -5,7 +5,7 @@ than 2x the wall time of one answer of the same length on a CPU. gptkit gets the
 prefilling the prompt once at batch 1, copying its keys/values into k rows, and decoding all
 rows together, one batched forward per token (`gptkit.engine.generate`).
 
-Rows (a `small`-preset GPT with random weights, vocab 4096, a 128-token prompt, exactly 64 new
+Rows (a `small`-preset GPT by default, `--preset` for others; random weights, vocab 4096, a 128-token prompt, exactly 64 new
 tokens per sample: no stop ids, so every row runs to the length limit):
 - k=1: one sample (the baseline)
 - k=8, k=20: lock-step, one prefill
@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from gptkit.engine import SamplingParams, complete  # noqa: E402
-from gptkit.model import GPT, config_for  # noqa: E402
+from gptkit.model import GPT, PRESETS, config_for  # noqa: E402
 
 BUDGET = 2.0  # k=8 may cost at most this many times k=1
 
@@ -39,6 +39,7 @@ BUDGET = 2.0  # k=8 may cost at most this many times k=1
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--preset", default="small", choices=tuple(PRESETS), help="model size (random weights)")
     p.add_argument("--vocab", type=int, default=4096)
     p.add_argument("--prompt", type=int, default=128, help="prompt tokens (a few-shot CoT prompt is about this long)")
     p.add_argument("--new", type=int, default=64, help="new tokens per sample")
@@ -77,8 +78,8 @@ def run(args) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = config_for("small", args.vocab)
-    assert args.prompt + args.new <= config.block_size, "prompt + new tokens must fit the small preset's context"
+    config = config_for(args.preset, args.vocab)
+    assert args.prompt + args.new <= config.block_size, f"prompt + new tokens must fit the {args.preset} preset's context"
     model = GPT(config).to(args.device).eval()
     prompt = torch.randint(0, args.vocab, (args.prompt,), generator=torch.Generator().manual_seed(1)).tolist()
 
@@ -110,7 +111,7 @@ def run(args) -> dict:
         "device": args.device,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "config": {"preset": "small", "n_layer": config.n_layer, "n_embd": config.n_embd, "vocab": args.vocab,
+        "config": {"preset": args.preset, "n_layer": config.n_layer, "n_embd": config.n_embd, "vocab": args.vocab,
                    "prompt": args.prompt, "new": args.new, "temperature": args.temperature, "repeats": args.repeats},
         "rows": table,
         "k8_ratio": k8,
@@ -122,7 +123,7 @@ def run(args) -> dict:
 def print_table(report: dict) -> None:
     c = report["config"]
     print(f"self_consistency  device={report['device']}  threads={report['threads']}  torch={report['torch']}")
-    print(f"model small ({c['n_layer']}x{c['n_embd']}), vocab {c['vocab']}; prompt {c['prompt']}, {c['new']} new "
+    print(f"model {c['preset']} ({c['n_layer']}x{c['n_embd']}), vocab {c['vocab']}; prompt {c['prompt']}, {c['new']} new "
           f"tokens per sample at T={c['temperature']}; median of {c['repeats']} interleaved calls after 1 warm-up")
     print(f"{'row':<10}{'samples':>8}{'ms':>10}{'x k=1':>8}{'tokens/s':>10}")
     for r in report["rows"]:

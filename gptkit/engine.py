@@ -67,7 +67,7 @@ def prefill(model, prompt: torch.Tensor, cache) -> torch.Tensor:
 @torch.inference_mode()
 def decode_step(model, tokens: torch.Tensor, cache, pos: int) -> torch.Tensor:
     """tokens (B,) at position `pos` -> logits for position pos+1 (B, V)."""
-    return model(tokens[:, None], cache=cache, pos=pos)[:, -1, :]
+    return model.decode(tokens, cache, pos)
 
 
 def make_generator(seed: int | None, device) -> torch.Generator:

@@ -8,6 +8,8 @@ Two ways in:
 - `forward(idx, targets)` for training: full causal attention over the whole sequence.
 - `forward(idx, cache=cache, pos=p)` for generation: writes this chunk's keys/values into a
   preallocated `KVCache` at positions p..p+T and attends to everything cached so far.
+- `decode(tokens, cache, pos)`: the same for one new token per row, as lean tensor ops (the
+  decode loop's fast path, and the step a CUDA graph captures).
 
 The model knows nothing about tokenizers or text; `vocab_size` is padded (see `GPTConfig`) and
 callers that sample must ignore logits past the tokenizer's real vocabulary.
@@ -210,6 +212,61 @@ class GPT(nn.Module):
             return losses.mean()
         mask = loss_mask.reshape(-1).to(losses.dtype)
         return (losses * mask).sum() / mask.sum().clamp(min=1)
+
+    def decode(self, tokens: torch.Tensor, cache: KVCache, pos) -> torch.Tensor:
+        """tokens (B,) at position `pos` -> next-token logits (B, vocab): generation's fast path.
+
+        The arithmetic of `forward(tokens[:, None], cache=cache, pos=pos)` in eval mode, written as
+        plain tensor ops on (B, C) rows. A decode step is about a hundred tiny kernels; at batch 1
+        on a CPU the module calls, attribute lookups, views and transposes around them cost as
+        much as the matrix multiplies, and this path drops them (bench/decode_speed.py measures it).
+
+        `pos` is an int, or a 0-d long tensor on the model's device: then every shape is fixed
+        (the new key/value is written with `index_copy_` and attention reads the whole cache
+        through a mask), so one step can be captured once in a CUDA graph and replayed.
+        """
+        B, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
+        wte, wpe, layers, (lnf_w, lnf_b) = self._decode_params()
+        shape = (C,)
+        static = torch.is_tensor(pos)
+        if static:
+            index = pos.view(1)
+            mask = (torch.arange(cache.max_len, device=tokens.device) <= pos).view(1, -1)  # keys 0..pos visible
+            x = F.embedding(tokens, wte) + F.embedding(index, wpe)
+        else:
+            assert pos < self.config.block_size, f"position {pos} exceeds block_size {self.config.block_size}"
+            x = F.embedding(tokens, wte) + wpe[pos]
+        for i, (ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b) in enumerate(layers):
+            h = torch.layer_norm(x, shape, ln1_w, ln1_b)
+            q, k, v = F.linear(h, attn_w, attn_b).view(B, 3, nh, 1, C // nh).unbind(1)
+            cache_k, cache_v = cache.k[i], cache.v[i]
+            if static:
+                cache_k.index_copy_(2, index, k)
+                cache_v.index_copy_(2, index, v)
+                y = F.scaled_dot_product_attention(q, cache_k, cache_v, attn_mask=mask)
+            else:
+                cache_k[:, :, pos : pos + 1] = k
+                cache_v[:, :, pos : pos + 1] = v
+                y = F.scaled_dot_product_attention(q, cache_k[:, :, : pos + 1], cache_v[:, :, : pos + 1])
+            x = F.linear(y.view(B, C), proj_w, proj_b).add_(x)
+            h = torch.layer_norm(x, shape, ln2_w, ln2_b)
+            x = F.linear(F.gelu(F.linear(h, fc_w, fc_b), approximate="tanh"), out_w, out_b).add_(x)
+        return F.linear(torch.layer_norm(x, shape, lnf_w, lnf_b), wte)
+
+    def _decode_params(self):
+        """The tensors `decode` reads, gathered once (an nn.Module attribute lookup costs about a
+        microsecond, a sixth of a small model's decode step). They are the Parameter objects
+        themselves, so training and `.to()` (which update them in place) need nothing; the list
+        is rebuilt if the parameters are replaced (`load_state_dict(..., assign=True)`)."""
+        t = self.transformer
+        cached = self.__dict__.get("_decode_cache")
+        if cached is None or cached[0] is not t.wte.weight or cached[2][-1][-2] is not t.h[-1].mlp.c_proj.weight:
+            layers = [(b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
+                       b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias,
+                       b.mlp.c_proj.weight, b.mlp.c_proj.bias) for b in t.h]
+            cached = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias))
+            self.__dict__["_decode_cache"] = cached
+        return cached
 
     def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:
         p = self.lm_head.weight

@@ -50,6 +50,24 @@ def test_chunked_prefill_matches_full_forward():
     torch.testing.assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+@given(bias=st.booleans(), batch=st.integers(1, 3), prompt_len=st.integers(1, 20), static=st.booleans())
+@settings(max_examples=20, deadline=None)
+def test_decode_fast_path_equals_forward(bias, batch, prompt_len, static):
+    """`decode` (plain ops, int or fixed-shape tensor position) computes what `forward` does for one token."""
+    model = tiny_model(5, bias=bias)
+    ids = torch.randint(0, VOCAB, (batch, prompt_len + 3))
+    with torch.no_grad():
+        ref_cache, cache = model.new_cache(batch, 32), model.new_cache(batch, 32)
+        model(ids[:, :prompt_len], cache=ref_cache, pos=0)
+        model(ids[:, :prompt_len], cache=cache, pos=0)
+        for pos in range(prompt_len, prompt_len + 3):
+            want = model(ids[:, pos : pos + 1], cache=ref_cache, pos=pos)[:, -1]
+            got = model.decode(ids[:, pos], cache, torch.tensor(pos) if static else pos)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        if not static:  # the int path writes exactly the cache forward writes
+            assert torch.equal(cache.k[:, :, :, : prompt_len + 3], ref_cache.k[:, :, :, : prompt_len + 3])
+
+
 def test_k_rows_from_one_prefill_equal_single_greedy():
     model = tiny_model(2)
     prompt = [1, 2, 3, 4]
