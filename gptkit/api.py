@@ -49,7 +49,8 @@ def load(spec: str | Path, device: str = "auto") -> Checkpoint:
     from gptkit.device import pick_device
     from gptkit.prompting.experiment import GENERATIVE_KINDS
 
-    return load_checkpoint(spec, device=pick_device(device).device, kinds=GENERATIVE_KINDS)
+    dc = pick_device(device)
+    return load_checkpoint(spec, device=dc.device, kinds=GENERATIVE_KINDS, dtype=dc.dtype)
 
 
 def _template(template: Template | str | Path) -> Template:

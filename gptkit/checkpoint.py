@@ -254,8 +254,14 @@ def load_weights(model, step_dir: Path) -> None:
     model.load_state_dict(tensors, strict=False)
 
 
-def load_checkpoint(spec: str | Path, *, device: str = "cpu", kinds: tuple[str, ...] | None = None) -> Checkpoint:
-    """Resolve `spec`, rebuild model and tokenizer from the step folder alone, load the weights."""
+def load_checkpoint(spec: str | Path, *, device: str = "cpu", kinds: tuple[str, ...] | None = None,
+                    dtype: str | None = None) -> Checkpoint:
+    """Resolve `spec`, rebuild model and tokenizer from the step folder alone, load the weights.
+
+    `dtype` ("bfloat16" | "float32") casts the loaded weights: commands that only generate pass
+    their DeviceChoice's, so a CUDA GPU decodes in bf16 (half the bytes read per token)."""
+    import torch
+
     from gptkit.tokenizer import load_tokenizer
 
     step_dir = resolve_checkpoint(spec)
@@ -265,7 +271,7 @@ def load_checkpoint(spec: str | Path, *, device: str = "cpu", kinds: tuple[str, 
     tokenizer = load_tokenizer(step_dir)
     model = build_model(meta)
     load_weights(model, step_dir)
-    model.to(device)
+    model.to(device=device, dtype=getattr(torch, dtype) if dtype else None)
     model.eval()
     return Checkpoint(path=step_dir, meta=meta, model=model, tokenizer=tokenizer)
 

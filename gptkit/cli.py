@@ -247,7 +247,7 @@ def generate(model_spec, prompt, samples, temperature, top_k, top_p, max_tokens,
     from gptkit.textgen import generate_text, prompt_ids
 
     dc = pick_device(device)
-    ckpt = load_checkpoint(model_spec, device=dc.device, kinds=("base", "assistant", "policy"))
+    ckpt = load_checkpoint(model_spec, device=dc.device, kinds=("base", "assistant", "policy"), dtype=dc.dtype)
     ids = prompt_ids(ckpt.tokenizer, "base" if raw else ckpt.kind, prompt)
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=seed)
     stream = samples == 1 and not as_json
@@ -792,7 +792,7 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, sc
     cases = load_cases(cases_spec, kind=kind, limit=limit)
     check_cases(templates, cases, score_method)  # before loading any weights
     dc = pick_device(device)
-    checkpoints = [load_checkpoint(spec, device=dc.device, kinds=GENERATIVE_KINDS) for spec in model_specs]
+    checkpoints = [load_checkpoint(spec, device=dc.device, kinds=GENERATIVE_KINDS, dtype=dc.dtype) for spec in model_specs]
     stderr = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())

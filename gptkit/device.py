@@ -63,6 +63,14 @@ def pick_device(spec: str = "auto") -> DeviceChoice:
     return DeviceChoice(spec, "float32", why + "; fp32")
 
 
+def to_device(tensor, device):
+    """A host batch on `device`. To a GPU it goes through pinned (page-locked) memory with a
+    non-blocking copy, so the transfer runs alongside the previous step instead of stalling it."""
+    if str(device).startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 # Dense bf16 peak FLOP/s by GPU name, for MFU (model FLOPs utilisation) in the progress display.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12, "4090": 165e12}
 

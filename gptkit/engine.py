@@ -6,14 +6,23 @@ end a row early through `should_stop`.
 
 k samples from one prompt share one prefill: the prompt's keys/values are computed once at
 batch 1 and copied into k rows, then all rows decode together, one batched forward per step.
-Each decode step therefore costs about the same for k = 1 and k = 8 on a CPU, which is what makes
-self-consistency voting cheap.
+Once a model's weights outgrow the CPU's caches a decode step costs about the same for k = 1 and
+k = 8, which is what makes self-consistency voting cheap (bench/self_consistency.py).
+
+On CUDA the host never waits for the GPU per token: sampling stays on the device, sampled ids
+are read back every `sync_every` steps (rows that end inside a chunk are simply ignored for its
+remaining steps), and each decode step is one replay of a CUDA graph captured for the call's
+fixed batch and cache (`GraphedDecode`). Attention is pinned to the flash/efficient/math
+kernels, whose dispatch does not pay a per-new-length setup cost.
 """
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
+
+CUDA_SYNC_EVERY = 8  # decode steps between host reads of the sampled ids on CUDA
 
 
 @dataclass
@@ -70,6 +79,46 @@ def decode_step(model, tokens: torch.Tensor, cache, pos: int) -> torch.Tensor:
     return model.decode(tokens, cache, pos)
 
 
+def attention_backends(device: torch.device):
+    """On CUDA, SDPA limited to kernels whose dispatch is cheap for every new sequence length."""
+    if device.type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+class GraphedDecode:
+    """`model.decode` for one batch size and cache, captured once in a CUDA graph and replayed.
+
+    A decode step is about a hundred small kernels; launched one by one from Python each costs
+    more than it computes. The captured step reads its input from the static buffers `tokens`
+    and `pos` and writes `logits`, so a step is two small copies and one `replay()`.
+    """
+
+    def __init__(self, model, cache, batch_size: int, device: torch.device):
+        self.tokens = torch.zeros(batch_size, dtype=torch.long, device=device)
+        # Warm-up and capture run the step for real: at the cache's last slot, which every later
+        # step masks out until decoding reaches it and overwrites it.
+        self.pos = torch.full((), cache.max_len - 1, dtype=torch.long, device=device)
+        with attention_backends(device):
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    model.decode(self.tokens, cache, self.pos)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.logits = model.decode(self.tokens, cache, self.pos)
+
+    def __call__(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
+        self.tokens.copy_(tokens)
+        self.pos.fill_(pos)
+        self.graph.replay()
+        return self.logits
+
+
 def make_generator(seed: int | None, device) -> torch.Generator:
     generator = torch.Generator(device=device)
     if seed is None:
@@ -97,45 +146,66 @@ def generate(
     num_samples: int = 1,
     stop_ids: tuple[int, ...] = (),
     should_stop: Callable[[int, list[int]], bool] | None = None,
+    sync_every: int | None = None,
+    cuda_graph: bool | None = None,
 ) -> Iterator[list[int | None]]:
     """Yield, per decode step, the new token of each of the `num_samples` rows (None once a row ended).
 
     A row ends when it samples one of `stop_ids` (that id is yielded, then None) or when
     `should_stop(row, tokens_so_far)` returns True. Logits past `n_vocab` (padding) are ignored.
+    `sync_every` (default 1 on CPU, CUDA_SYNC_EVERY on CUDA) is how many steps run on the device
+    between host reads; steps then arrive in bursts of that many. `cuda_graph` (default: on CUDA)
+    replays each decode step from a CUDA graph.
     """
     device = model.lm_head.weight.device
+    on_cuda = device.type == "cuda"
     prompt, max_new = fit_prompt(prompt, params.max_new_tokens, model.config.block_size)
     if max_new <= 0:
         return
+    sync_every = sync_every or (CUDA_SYNC_EVERY if on_cuda else 1)
     generator = make_generator(params.seed, device)
     cache = model.new_cache(1, len(prompt) + max_new)
-    logits = prefill(model, torch.tensor([prompt], device=device), cache)[:, :n_vocab]
+    with attention_backends(device):
+        logits = prefill(model, torch.tensor([prompt], device=device), cache)[:, :n_vocab]
     if num_samples > 1:
         cache = cache.expand(num_samples)
         logits = logits.expand(num_samples, -1)
-    stop = torch.tensor(stop_ids or [-1], device=device)
+    if (on_cuda if cuda_graph is None else cuda_graph) and max_new > 1:
+        step_fn = GraphedDecode(model, cache, num_samples, device)
+    else:
+        def step_fn(tokens, pos):
+            with attention_backends(device):
+                return decode_step(model, tokens, cache, pos)
+    stops = set(stop_ids)
+    banned = torch.tensor(stop_ids, device=device) if stop_ids else None
     done = [False] * num_samples
     rows: list[list[int]] = [[] for _ in range(num_samples)]
+    pending: list[torch.Tensor] = []  # sampled ids not yet read by the host
     pos = len(prompt)
-    banned = torch.tensor(stop_ids, device=device) if stop_ids else None
     for step in range(max_new):
         if banned is not None and step < params.min_new_tokens:
             logits = logits.index_fill(-1, banned, float("-inf"))
         tokens = sample_next(logits, params, generator)
-        ended = torch.isin(tokens, stop).tolist()
-        out: list[int | None] = []
-        for r, t in enumerate(tokens.tolist()):
-            if done[r]:
-                out.append(None)
-                continue
-            out.append(t)
-            rows[r].append(t)
-            if ended[r] or (should_stop is not None and should_stop(r, rows[r])):
-                done[r] = True
-        yield out
-        if all(done) or step == max_new - 1:
+        pending.append(tokens)
+        last = step == max_new - 1
+        if len(pending) == sync_every or last:
+            for step_tokens in torch.stack(pending).tolist():  # the only host sync
+                out: list[int | None] = []
+                for r, t in enumerate(step_tokens):
+                    if done[r]:
+                        out.append(None)
+                        continue
+                    out.append(t)
+                    rows[r].append(t)
+                    if t in stops or (should_stop is not None and should_stop(r, rows[r])):
+                        done[r] = True
+                yield out
+                if all(done):
+                    return
+            pending = []
+        if last:
             return
-        logits = decode_step(model, tokens, cache, pos)[:, :n_vocab]
+        logits = step_fn(tokens, pos)[:, :n_vocab]
         pos += 1
 
 
@@ -148,11 +218,13 @@ def complete(
     num_samples: int = 1,
     stop_ids: tuple[int, ...] = (),
     should_stop: Callable[[int, list[int]], bool] | None = None,
+    **options,
 ) -> list[Completion]:
-    """Run `generate` to the end; one Completion per row, stop ids stripped."""
+    """Run `generate` to the end (`options`: its sync_every, cuda_graph); one Completion per row,
+    stop ids stripped."""
     completions = [Completion() for _ in range(num_samples)]
     for step in generate(model, prompt, params, n_vocab=n_vocab, num_samples=num_samples,
-                         stop_ids=stop_ids, should_stop=should_stop):
+                         stop_ids=stop_ids, should_stop=should_stop, **options):
         for r, t in enumerate(step):
             if t is None:
                 continue

@@ -120,8 +120,8 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
 
     # show the difference
     t0 = time.perf_counter()
-    base = load_checkpoint(out_dir / "base", device=dc.device)
-    assistant = load_checkpoint(out_dir / "assistant", device=dc.device)
+    base = load_checkpoint(out_dir / "base", device=dc.device, dtype=dc.dtype)
+    assistant = load_checkpoint(out_dir / "assistant", device=dc.device, dtype=dc.dtype)
     # A base model sees the prompt as the first line of a document (hence the newline: without
     # it, "...France?" most often ends the document, as the last question of a quiz sheet does).
     # Sampled (seeded, so the table is reproducible): greedy decoding makes a small base model loop.

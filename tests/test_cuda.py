@@ -53,3 +53,52 @@ def test_lock_step_samples_on_cuda_are_reproducible():
     a = complete(model, [1, 2, 3], params, n_vocab=300, num_samples=8)
     b = complete(model, [1, 2, 3], params, n_vocab=300, num_samples=8)
     assert [r.tokens for r in a] == [r.tokens for r in b]
+
+
+def test_cuda_graph_decode_equals_eager_decode():
+    torch.manual_seed(0)
+    model = GPT(config_for("tiny", 300)).eval().cuda()
+    prompt = [7, 1, 9, 4]
+    greedy = SamplingParams(temperature=0, max_new_tokens=40)
+    (graphed,) = complete(model, prompt, greedy, n_vocab=300, cuda_graph=True)
+    (eager,) = complete(model, prompt, greedy, n_vocab=300, cuda_graph=False, sync_every=1)
+    assert graphed.tokens == eager.tokens
+    sampled = SamplingParams(temperature=1.0, max_new_tokens=20, seed=5)
+    rows = complete(model, prompt, sampled, n_vocab=300, num_samples=8, cuda_graph=True)
+    again = complete(model, prompt, sampled, n_vocab=300, num_samples=8, cuda_graph=True)
+    assert [r.tokens for r in rows] == [r.tokens for r in again] and len({tuple(r.tokens) for r in rows}) > 1
+
+
+def test_cuda_decode_reads_sampled_ids_once_per_chunk():
+    """Sampling (top-k, top-p included) stays on the GPU; the host waits once per CUDA_SYNC_EVERY steps."""
+    import warnings
+
+    from gptkit.engine import CUDA_SYNC_EVERY
+
+    model = GPT(config_for("tiny", 300)).eval().cuda()
+    new = 4 * CUDA_SYNC_EVERY
+    params = SamplingParams(temperature=0.8, top_k=50, top_p=0.9, max_new_tokens=new, seed=0)
+    complete(model, [1, 2, 3], params, n_vocab=300, num_samples=4)  # warm-up outside the count
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            complete(model, [1, 2, 3], params, n_vocab=300, num_samples=4)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    assert len(syncs) <= new // CUDA_SYNC_EVERY + 3, [str(w.message) for w in syncs]
+
+
+def test_bf16_inference_checkpoint_and_pinned_batches(tiny_checkpoints):
+    from gptkit.checkpoint import load_checkpoint
+    from gptkit.device import to_device
+
+    ckpt = load_checkpoint(tiny_checkpoints["base"], device="cuda", dtype="bfloat16")
+    assert ckpt.model.lm_head.weight.dtype == torch.bfloat16
+    (c,) = complete(ckpt.model, [ckpt.tokenizer.bos_id], SamplingParams(temperature=0, max_new_tokens=8),
+                    n_vocab=ckpt.tokenizer.n_vocab)
+    assert len(c.tokens) <= 8
+    batch = torch.arange(12).view(3, 4)
+    moved = to_device(batch, "cuda")
+    assert moved.device.type == "cuda" and torch.equal(moved.cpu(), batch)

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptkit.engine import SamplingParams, complete, sample_next
+from gptkit.engine import SamplingParams, complete, generate, sample_next
 from gptkit.model import GPT, GPTConfig, config_for, pad_vocab
 
 VOCAB = 100
@@ -101,6 +101,23 @@ def test_should_stop_ends_one_row_only():
     rows = complete(model, [1], params, n_vocab=VOCAB, num_samples=3, should_stop=lambda r, toks: r == 0 and len(toks) == 2)
     assert len(rows[0].tokens) == 2 and rows[0].finish_reason == "stop"
     assert len(rows[1].tokens) == 8 and rows[1].finish_reason == "length"
+
+
+@given(seed=st.integers(0, 2**16), sync_every=st.integers(2, 7), samples=st.integers(1, 3),
+       stop_at=st.integers(1, 12), use_stop_id=st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_reading_ids_back_in_chunks_changes_nothing(seed, sync_every, samples, stop_at, use_stop_id):
+    """Steps decoded ahead of the host (as on CUDA) yield exactly what step-by-step decoding does,
+    including rows ended inside a chunk by a stop id or by `should_stop`."""
+    model = tiny_model(7)
+    params = SamplingParams(temperature=1.0, max_new_tokens=12, seed=seed)
+    stop_ids = (int(torch.randint(0, VOCAB, (1,), generator=torch.Generator().manual_seed(seed))),) if use_stop_id else ()
+
+    def steps(n):
+        return list(generate(model, [3, 1, 4], params, n_vocab=VOCAB, num_samples=samples, stop_ids=stop_ids,
+                             should_stop=lambda r, toks: r == 0 and len(toks) == stop_at, sync_every=n))
+
+    assert steps(sync_every) == steps(1)
 
 
 def test_padding_logits_never_sampled():

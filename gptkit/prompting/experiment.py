@@ -355,18 +355,18 @@ def _unique_names(names: list[str], what: str) -> None:
 def _checkpoints(specs, device: str) -> list[Checkpoint]:
     from gptkit.checkpoint import load_checkpoint
 
-    loaded, device_name = [], None
+    loaded, dc = [], None
     for spec in specs:
         if isinstance(spec, Checkpoint):
             if spec.kind not in GENERATIVE_KINDS:
                 raise UsageError(f"{spec.name}: is a {spec.kind} checkpoint; expected {' or '.join(GENERATIVE_KINDS)}")
             loaded.append(spec)
             continue
-        if device_name is None:
+        if dc is None:
             from gptkit.device import pick_device
 
-            device_name = pick_device(device).device
-        loaded.append(load_checkpoint(spec, device=device_name, kinds=GENERATIVE_KINDS))
+            dc = pick_device(device)
+        loaded.append(load_checkpoint(spec, device=dc.device, kinds=GENERATIVE_KINDS, dtype=dc.dtype))
     return loaded
 
 

@@ -29,6 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, sample_pair_batch, split_by_prompt
+from gptkit.device import to_device
 
 POLICY_INIT_KINDS = ("assistant", "policy")
 
@@ -77,7 +78,7 @@ class DPOObjective:
     def next_batch(self, split: str, generator: torch.Generator):
         pairs = self.train_pairs if split == "train" else self.val_pairs
         batch = sample_pair_batch(pairs, self.batch_size, generator, self.tokenizer.bos_id)
-        return {k: batch[k].to(self.device) for k in ("x", "y", "mask")}
+        return {k: to_device(batch[k], self.device) for k in ("x", "y", "mask")}
 
     def loss(self, model, batch):
         x, y, mask = batch["x"], batch["y"], batch["mask"]

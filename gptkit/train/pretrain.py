@@ -7,6 +7,7 @@ shown at eval time is a short continuation of a fixed prompt (seeded, so compara
 import torch
 
 from gptkit.data.text import TokenShards, build_shards, random_batch
+from gptkit.device import to_device
 from gptkit.engine import SamplingParams, complete
 
 
@@ -21,7 +22,7 @@ class PretrainObjective:
     def next_batch(self, split: str, generator: torch.Generator):
         data = self.shards.train if split == "train" else self.shards.val
         x, y = random_batch(data, self.batch_size, self.seq_len, generator)
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        return to_device(x, self.device), to_device(y, self.device)
 
     def loss(self, model, batch):
         x, y = batch

@@ -19,6 +19,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, pair_batch, sample_pair_batch, split_by_prompt
+from gptkit.device import to_device
 from gptkit.model import GPT
 
 INIT_KINDS = ("assistant", "policy")  # an SFT model (or a tuned one): it already reads chats
@@ -63,7 +64,7 @@ class RewardObjective:
     def next_batch(self, split: str, generator: torch.Generator):
         pairs = self.train_pairs if split == "train" else self.val_pairs
         batch = sample_pair_batch(pairs, self.batch_size, generator, self.tokenizer.bos_id)
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return {k: to_device(v, self.device) for k, v in batch.items()}
 
     def loss(self, model, batch):
         rewards = model.reward(batch["ids"], batch["last"])  # (2B,): chosen rows, then rejected

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from gptkit.data.chat import encode_conversations, load_conversations, sample_batch, split_examples
+from gptkit.device import to_device
 from gptkit.train.pretrain import sample_text
 
 SAMPLE_QUESTION = "What is the capital of France?"
@@ -25,7 +26,7 @@ class SFTObjective:
     def next_batch(self, split: str, generator: torch.Generator):
         examples = self.train_examples if split == "train" else self.val_examples
         x, y, mask = sample_batch(examples, self.batch_size, generator, self.tokenizer.bos_id)
-        return x.to(self.device), y.to(self.device), mask.to(self.device)
+        return to_device(x, self.device), to_device(y, self.device), to_device(mask, self.device)
 
     def loss(self, model, batch):
         x, y, mask = batch

@@ -114,7 +114,7 @@ class CheckpointCache:
 
     def __init__(self, device: str = "auto"):
         self.device_spec = device
-        self._device: str | None = None
+        self._device = None  # the DeviceChoice, picked on first load
         self._steps: dict[str, Path] = {}
         self._loaded: dict[Path, object] = {}
         self._lock = threading.Lock()  # a caller waits for a load in progress instead of repeating it
@@ -138,8 +138,9 @@ class CheckpointCache:
                 if self._device is None:
                     from gptkit.device import pick_device
 
-                    self._device = pick_device(self.device_spec).device
-                self._loaded[step_dir] = load_checkpoint(step_dir, device=self._device, kinds=GENERATIVE_KINDS)
+                    self._device = pick_device(self.device_spec)
+                self._loaded[step_dir] = load_checkpoint(step_dir, device=self._device.device, kinds=GENERATIVE_KINDS,
+                                                         dtype=self._device.dtype)
                 import gptkit.textgen  # noqa: F401  (warm the import the first turn needs)
             return self._loaded[step_dir]
 

@@ -499,7 +499,8 @@ def run_rank(*, model_specs: list[str], prompts: str, k: int, rater: str | None,
             raise UsageError('--auto truth: no prompt has an answer to check (use --prompts toyworld, '
                              'or JSONL lines with "answer")')
     dc = pick_device(device)
-    checkpoints = [load_checkpoint(spec, device=dc.device, kinds=("base", "assistant", "policy")) for spec in model_specs]
+    checkpoints = [load_checkpoint(spec, device=dc.device, kinds=("base", "assistant", "policy"), dtype=dc.dtype)
+                   for spec in model_specs]
     console = Console(highlight=False)
     with open_logbook() as logbook:
         session = RankSession(logbook, checkpoints=checkpoints, prompts=prompt_list, k=k,
