@@ -205,14 +205,15 @@ def train(
     last_saved_step = -1
     window_tokens, window_start = 0, time.perf_counter()
     # Ctrl-C asks the loop to stop at the next step boundary, so the weights saved are never
-    # half-updated; a second Ctrl-C aborts at once without saving.
-    stop_requested = False
+    # half-updated; a second Ctrl-C aborts at once without saving. Under DDP the ranks must agree
+    # to stop, which is a host sync, so they compare notes on logging steps only.
+    interrupted = stop_requested = False
 
     def on_sigint(signum, frame):
-        nonlocal stop_requested
-        if stop_requested:
+        nonlocal interrupted
+        if interrupted:
             raise KeyboardInterrupt
-        stop_requested = True
+        interrupted = True
         reporter.message("Ctrl-C: finishing this step, then saving (Ctrl-C again aborts without saving)")
 
     handle_signals = threading.current_thread() is threading.main_thread()
@@ -240,8 +241,9 @@ def train(
             opt.step()
             opt.zero_grad(set_to_none=True)
             state.step += 1
-            stop_requested = any_rank(stop_requested, dist, device)
             is_last = state.step == end_step
+            if not dist.enabled or is_last or state.step % cfg.log_every == 0:
+                stop_requested = any_rank(interrupted, dist, device)
             do_eval = bool(cfg.eval_every) and (state.step % cfg.eval_every == 0 or is_last) and not stop_requested
             if state.step % cfg.log_every == 0 or is_last or state.step % cfg.save_every == 0 or stop_requested or do_eval:
                 loss_value = float(mean_over_ranks(loss_sum, dist)) / cfg.grad_accum  # note: a CPU-GPU sync point
