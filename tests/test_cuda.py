@@ -87,7 +87,8 @@ def test_cuda_decode_reads_sampled_ids_once_per_chunk():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    assert len(syncs) <= new // CUDA_SYNC_EVERY + 3, [str(w.message) for w in syncs]
+    # one read per chunk, plus the setup: the prompt's copy to the GPU and the graph capture's syncs
+    assert len(syncs) <= new // CUDA_SYNC_EVERY + 5, [str(w.message) for w in syncs]
 
 
 def test_bf16_inference_checkpoint_and_pinned_batches(tiny_checkpoints):
