@@ -12,7 +12,7 @@ k = 8, which is what makes self-consistency voting cheap (bench/self_consistency
 On CUDA the host never waits for the GPU per token: sampling stays on the device, sampled ids
 are read back every `sync_every` steps (rows that end inside a chunk are simply ignored for its
 remaining steps), and each decode step is one replay of a CUDA graph captured for the call's
-fixed batch and cache (`GraphedDecode`). Attention is pinned to the flash/efficient/math
+fixed batch and cache (`StaticDecode`). Attention is pinned to the flash/efficient/math
 kernels, whose dispatch does not pay a per-new-length setup cost.
 """
 
@@ -88,12 +88,14 @@ def attention_backends(device: torch.device):
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
-class GraphedDecode:
-    """`model.decode` for one batch size and cache, captured once in a CUDA graph and replayed.
+class StaticDecode:
+    """`model.decode` with fixed shapes for one batch size and cache; on CUDA, captured once in a
+    CUDA graph and replayed.
 
     A decode step is about a hundred small kernels; launched one by one from Python each costs
-    more than it computes. The captured step reads its input from the static buffers `tokens`
-    and `pos` and writes `logits`, so a step is two small copies and one `replay()`.
+    more than it computes. The step reads its input from the static buffers `tokens` and `pos`
+    (a tensor, so no shape depends on it), which is what lets a graph capture it: a step is then
+    two small copies and one `replay()`. Off CUDA the same fixed-shape step runs directly.
     """
 
     def __init__(self, model, cache, batch_size: int, device: torch.device):
@@ -101,20 +103,27 @@ class GraphedDecode:
         # Warm-up and capture run the step for real: at the cache's last slot, which every later
         # step masks out until decoding reaches it and overwrites it.
         self.pos = torch.full((), cache.max_len - 1, dtype=torch.long, device=device)
+        self.step = lambda: model.decode(self.tokens, cache, self.pos)
+        self.graph = None
+        if device.type != "cuda":
+            self.step()  # what the warm-up writes must not matter here either
+            return
         with attention_backends(device):
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):
                 for _ in range(2):
-                    model.decode(self.tokens, cache, self.pos)
+                    self.step()
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.logits = model.decode(self.tokens, cache, self.pos)
+                self.logits = self.step()
 
     def __call__(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
         self.tokens.copy_(tokens)
         self.pos.fill_(pos)
+        if self.graph is None:
+            return self.step()
         self.graph.replay()
         return self.logits
 
@@ -147,15 +156,15 @@ def generate(
     stop_ids: tuple[int, ...] = (),
     should_stop: Callable[[int, list[int]], bool] | None = None,
     sync_every: int | None = None,
-    cuda_graph: bool | None = None,
+    static: bool | None = None,
 ) -> Iterator[list[int | None]]:
     """Yield, per decode step, the new token of each of the `num_samples` rows (None once a row ended).
 
     A row ends when it samples one of `stop_ids` (that id is yielded, then None) or when
     `should_stop(row, tokens_so_far)` returns True. Logits past `n_vocab` (padding) are ignored.
     `sync_every` (default 1 on CPU, CUDA_SYNC_EVERY on CUDA) is how many steps run on the device
-    between host reads; steps then arrive in bursts of that many. `cuda_graph` (default: on CUDA)
-    replays each decode step from a CUDA graph.
+    between host reads; steps then arrive in bursts of that many. `static` (default: on CUDA)
+    decodes with fixed shapes through `StaticDecode`, replayed from a CUDA graph on CUDA.
     """
     device = model.lm_head.weight.device
     on_cuda = device.type == "cuda"
@@ -170,8 +179,8 @@ def generate(
     if num_samples > 1:
         cache = cache.expand(num_samples)
         logits = logits.expand(num_samples, -1)
-    if (on_cuda if cuda_graph is None else cuda_graph) and max_new > 1:
-        step_fn = GraphedDecode(model, cache, num_samples, device)
+    if (on_cuda if static is None else static) and max_new > 1:
+        step_fn = StaticDecode(model, cache, num_samples, device)
     else:
         def step_fn(tokens, pos):
             with attention_backends(device):
@@ -220,7 +229,7 @@ def complete(
     should_stop: Callable[[int, list[int]], bool] | None = None,
     **options,
 ) -> list[Completion]:
-    """Run `generate` to the end (`options`: its sync_every, cuda_graph); one Completion per row,
+    """Run `generate` to the end (`options`: its sync_every, static); one Completion per row,
     stop ids stripped."""
     completions = [Completion() for _ in range(num_samples)]
     for step in generate(model, prompt, params, n_vocab=n_vocab, num_samples=num_samples,

@@ -60,12 +60,12 @@ def test_cuda_graph_decode_equals_eager_decode():
     model = GPT(config_for("tiny", 300)).eval().cuda()
     prompt = [7, 1, 9, 4]
     greedy = SamplingParams(temperature=0, max_new_tokens=40)
-    (graphed,) = complete(model, prompt, greedy, n_vocab=300, cuda_graph=True)
-    (eager,) = complete(model, prompt, greedy, n_vocab=300, cuda_graph=False, sync_every=1)
+    (graphed,) = complete(model, prompt, greedy, n_vocab=300, static=True)
+    (eager,) = complete(model, prompt, greedy, n_vocab=300, static=False, sync_every=1)
     assert graphed.tokens == eager.tokens
     sampled = SamplingParams(temperature=1.0, max_new_tokens=20, seed=5)
-    rows = complete(model, prompt, sampled, n_vocab=300, num_samples=8, cuda_graph=True)
-    again = complete(model, prompt, sampled, n_vocab=300, num_samples=8, cuda_graph=True)
+    rows = complete(model, prompt, sampled, n_vocab=300, num_samples=8, static=True)
+    again = complete(model, prompt, sampled, n_vocab=300, num_samples=8, static=True)
     assert [r.tokens for r in rows] == [r.tokens for r in again] and len({tuple(r.tokens) for r in rows}) > 1
 
 

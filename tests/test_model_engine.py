@@ -120,6 +120,16 @@ def test_reading_ids_back_in_chunks_changes_nothing(seed, sync_every, samples, s
     assert steps(sync_every) == steps(1)
 
 
+def test_fixed_shape_decoding_generates_what_the_default_does():
+    """The fixed-shape step a CUDA graph replays (here run directly), warm-up write included."""
+    model = tiny_model(8)
+    greedy = SamplingParams(temperature=0, max_new_tokens=30)
+    for samples in (1, 3):
+        static = complete(model, [2, 7, 1, 8], greedy, n_vocab=VOCAB, num_samples=samples, static=True)
+        default = complete(model, [2, 7, 1, 8], greedy, n_vocab=VOCAB, num_samples=samples)
+        assert [c.tokens for c in static] == [c.tokens for c in default]
+
+
 def test_padding_logits_never_sampled():
     model = tiny_model(6)
     with torch.no_grad():
