@@ -28,11 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling train_speed module
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from train_speed import CLOCKS, machine_load, peak_memory, reference_model, reset_peak_memory, sync  # noqa: E402
+from train_speed import (CLOCKS, apply_preset, machine_load, peak_memory, reference_model,  # noqa: E402
+                         reset_peak_memory, sync)
 
 from gptkit.device import pick_device  # noqa: E402
 from gptkit.engine import SamplingParams, complete  # noqa: E402
-from gptkit.model import GPT, GPTConfig  # noqa: E402
+from gptkit.model import GPT, PRESETS, GPTConfig  # noqa: E402
 
 K = 8
 ATTENTION = ("eager", "sdpa")
@@ -43,6 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="weights and cache dtype; auto: float32 on CPU, bfloat16 on CUDA")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="layers, width and heads of a named size (e.g. gpt2)")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
@@ -58,6 +60,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.repeats = 1
+    apply_preset(args)
     assert args.prompt + args.new <= args.block, "prompt + new tokens must fit in --block"
     return args
 

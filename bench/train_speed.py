@@ -32,22 +32,21 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from gptkit.device import pick_device  # noqa: E402
+from gptkit.device import peak_flops, pick_device  # noqa: E402
 from gptkit.hf import gpt2_config, hf_state_dict  # noqa: E402
-from gptkit.model import GPT, GPTConfig  # noqa: E402
+from gptkit.model import GPT, PRESETS, GPTConfig  # noqa: E402
 from gptkit.train.loop import TrainConfig, make_optimizer  # noqa: E402
 
 IMPLS = ("gptkit", "transformers")
 # "cpu" counts only the CPU time this process got, so other processes on a shared machine do not
 # inflate it; with several threads it also counts their spinning, so use it with --threads 1.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-# Dense bf16 tensor-core peaks (no sparsity), for MFU.
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--preset", choices=tuple(PRESETS), help="layers, width and heads of a named size (e.g. gpt2)")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
@@ -66,7 +65,15 @@ def parse_args(argv=None):
         p.error("--warmup must be at least 1 (the first step also checks both models agree)")
     if args.quick:
         args.steps, args.warmup = 5, 1
+    apply_preset(args)
     return args
+
+
+def apply_preset(args) -> None:
+    """--preset NAME sets --layers/--width/--heads from gptkit's named sizes."""
+    if args.preset:
+        preset = PRESETS[args.preset]
+        args.layers, args.width, args.heads = preset["n_layer"], preset["n_embd"], preset["n_head"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,13 +130,6 @@ def machine_load() -> float:
         return os.getloadavg()[0] / (os.cpu_count() or 1)
     except OSError:
         return 0.0
-
-
-def peak_flops(device_type: str, dtype: str) -> float | None:
-    if device_type != "cuda" or dtype != "bfloat16":
-        return None
-    name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def run(args) -> dict:
         step_s = statistics.median(times[impl])
         results[impl].update(tokens_per_s=args.batch * args.seq / step_s, step_ms=step_s * 1e3)
     flops = GPT(config).flops_per_token(args.seq)
-    peak = peak_flops(dc.type, dc.dtype)
+    peak = peak_flops(dc) if dc.dtype == "bfloat16" else None
     for result in results.values():
         result["mfu"] = result["tokens_per_s"] * flops / peak if peak else None
     return {
