@@ -259,14 +259,15 @@ class GPT(nn.Module):
         themselves, so training and `.to()` (which update them in place) need nothing; the list
         is rebuilt if the parameters are replaced (`load_state_dict(..., assign=True)`)."""
         t = self.transformer
-        cached = self.__dict__.get("_decode_cache")
-        if cached is None or cached[0] is not t.wte.weight or cached[2][-1][-2] is not t.h[-1].mlp.c_proj.weight:
+        first, last = t.wte.weight, t.h[-1].mlp.c_proj.weight  # replaced params show up here
+        key, params = self.__dict__.get("_decode_cache", (None, None))
+        if key is None or key[0] is not first or key[1] is not last:
             layers = [(b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
                        b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias,
                        b.mlp.c_proj.weight, b.mlp.c_proj.bias) for b in t.h]
-            cached = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias))
-            self.__dict__["_decode_cache"] = cached
-        return cached
+            params = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias))
+            self.__dict__["_decode_cache"] = ((first, last), params)
+        return params
 
     def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:
         p = self.lm_head.weight

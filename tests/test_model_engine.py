@@ -182,3 +182,13 @@ def test_min_new_tokens_keeps_stop_ids_away_from_the_first_steps():
     (c,) = complete(model, [4, 5], SamplingParams(temperature=0, max_new_tokens=6, min_new_tokens=1), n_vocab=VOCAB,
                     stop_ids=(first,))
     assert c.tokens and c.tokens[0] != first
+
+
+def test_decode_follows_replaced_parameters():
+    """`decode` gathers its tensors once; weights loaded with assign=True (new Parameter objects) are seen."""
+    model, other = tiny_model(9), tiny_model(10)
+    ids = torch.tensor([4, 2])
+    with torch.no_grad():
+        model.decode(ids, model.new_cache(2, 8), 0)  # gathers model's own parameters
+        model.load_state_dict(other.state_dict(), assign=True)
+        torch.testing.assert_close(model.decode(ids, model.new_cache(2, 8), 0), other.decode(ids, other.new_cache(2, 8), 0))
