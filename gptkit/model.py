@@ -68,6 +68,24 @@ def config_for(preset: str, n_vocab: int, **overrides) -> GPTConfig:
     return GPTConfig(vocab_size=pad_vocab(n_vocab), **{**PRESETS[preset], **overrides})
 
 
+def few_rows_linear():
+    """oneDNN's linear, for decode steps with a few rows on a CPU (None where torch lacks it).
+
+    For 2-20 rows MKL (behind F.linear) computes x @ W.T at about half oneDNN's speed on an
+    AVX-512 CPU (8x256 @ 256x1024: 51 vs 26 us), which is most of what k lock-step samples cost
+    over one (bench/self_consistency.py); for a single row MKL is as fast or faster.
+    `mkldnn._linear_pointwise` is the op torch.compile's CPU backend emits for linear layers; it
+    has no backward, so it is used only with gradients off.
+    """
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return None
+    op = torch.ops.mkldnn._linear_pointwise
+    return lambda x, weight, bias=None: op(x, weight, bias, "none", [], "")
+
+
+_FEW_ROWS_LINEAR = few_rows_linear()
+
+
 class KVCache:
     """Preallocated keys/values for every layer: (n_layer, B, n_head, max_len, head_dim).
 
@@ -228,6 +246,9 @@ class GPT(nn.Module):
         B, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
         wte, wpe, layers, (lnf_w, lnf_b) = self._decode_params()
         shape = (C,)
+        linear = F.linear
+        if B > 1 and tokens.device.type == "cpu" and _FEW_ROWS_LINEAR and not torch.is_grad_enabled():
+            linear = _FEW_ROWS_LINEAR
         static = torch.is_tensor(pos)
         if static:
             index = pos.view(1)
@@ -238,7 +259,7 @@ class GPT(nn.Module):
             x = F.embedding(tokens, wte) + wpe[pos]
         for i, (ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b) in enumerate(layers):
             h = torch.layer_norm(x, shape, ln1_w, ln1_b)
-            q, k, v = F.linear(h, attn_w, attn_b).view(B, 3, nh, 1, C // nh).unbind(1)
+            q, k, v = linear(h, attn_w, attn_b).view(B, 3, nh, 1, C // nh).unbind(1)
             cache_k, cache_v = cache.k[i], cache.v[i]
             if static:
                 cache_k.index_copy_(2, index, k)
@@ -248,10 +269,10 @@ class GPT(nn.Module):
                 cache_k[:, :, pos : pos + 1] = k
                 cache_v[:, :, pos : pos + 1] = v
                 y = F.scaled_dot_product_attention(q, cache_k[:, :, : pos + 1], cache_v[:, :, : pos + 1])
-            x = F.linear(y.view(B, C), proj_w, proj_b).add_(x)
+            x = linear(y.view(B, C), proj_w, proj_b).add_(x)
             h = torch.layer_norm(x, shape, ln2_w, ln2_b)
-            x = F.linear(F.gelu(F.linear(h, fc_w, fc_b), approximate="tanh"), out_w, out_b).add_(x)
-        return F.linear(torch.layer_norm(x, shape, lnf_w, lnf_b), wte)
+            x = linear(F.gelu(linear(h, fc_w, fc_b), approximate="tanh"), out_w, out_b).add_(x)
+        return linear(torch.layer_norm(x, shape, lnf_w, lnf_b), wte)
 
     def _decode_params(self):
         """The tensors `decode` reads, gathered once (an nn.Module attribute lookup costs about a

@@ -64,8 +64,9 @@ def test_decode_fast_path_equals_forward(bias, batch, prompt_len, static):
             want = model(ids[:, pos : pos + 1], cache=ref_cache, pos=pos)[:, -1]
             got = model.decode(ids[:, pos], cache, torch.tensor(pos) if static else pos)
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-        if not static:  # the int path writes exactly the cache forward writes
-            assert torch.equal(cache.k[:, :, :, : prompt_len + 3], ref_cache.k[:, :, :, : prompt_len + 3])
+        if not static:  # the int path writes the cache forward writes, where forward writes it
+            torch.testing.assert_close(cache.k[:, :, :, : prompt_len + 3], ref_cache.k[:, :, :, : prompt_len + 3],
+                                       atol=1e-6, rtol=1e-5)
 
 
 def test_k_rows_from_one_prefill_equal_single_greedy():
