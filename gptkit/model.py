@@ -2,7 +2,8 @@
 
 Learned position embeddings, pre-LayerNorm blocks, GELU MLP, tied input/output embeddings and
 optional biases, so real GPT-2 weights fit unchanged (see checkpoint.py for the HF mapping).
-Attention goes through `scaled_dot_product_attention`.
+Attention goes through `scaled_dot_product_attention`, matrix multiplies through `gptkit.linear`
+(F.linear, or oneDNN for CPU fp32: see there).
 
 Two ways in:
 - `forward(idx, targets)` for training: full causal attention over the whole sequence.
@@ -21,6 +22,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from gptkit.linear import Linear, linear
 
 
 @dataclass
@@ -68,24 +71,6 @@ def config_for(preset: str, n_vocab: int, **overrides) -> GPTConfig:
     return GPTConfig(vocab_size=pad_vocab(n_vocab), **{**PRESETS[preset], **overrides})
 
 
-def few_rows_linear():
-    """oneDNN's linear, for decode steps with a few rows on a CPU (None where torch lacks it).
-
-    For 2-20 rows MKL (behind F.linear) computes x @ W.T at about half oneDNN's speed on an
-    AVX-512 CPU (8x256 @ 256x1024: 51 vs 26 us), which is most of what k lock-step samples cost
-    over one (bench/self_consistency.py); for a single row MKL is as fast or faster.
-    `mkldnn._linear_pointwise` is the op torch.compile's CPU backend emits for linear layers; it
-    has no backward, so it is used only with gradients off.
-    """
-    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        return None
-    op = torch.ops.mkldnn._linear_pointwise
-    return lambda x, weight, bias=None: op(x, weight, bias, "none", [], "")
-
-
-_FEW_ROWS_LINEAR = few_rows_linear()
-
-
 class KVCache:
     """Preallocated keys/values for every layer: (n_layer, B, n_head, max_len, head_dim).
 
@@ -116,8 +101,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         assert config.n_embd % config.n_head == 0
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_attn = Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.n_head = config.n_head
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -150,9 +135,9 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2's tanh approximation, for exact HF parity
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -185,7 +170,7 @@ class GPT(nn.Module):
                 ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
             )
         )
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # tied embeddings, as in GPT-2
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
@@ -246,9 +231,6 @@ class GPT(nn.Module):
         B, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
         wte, wpe, layers, (lnf_w, lnf_b) = self._decode_params()
         shape = (C,)
-        linear = F.linear
-        if B > 1 and tokens.device.type == "cpu" and _FEW_ROWS_LINEAR and not torch.is_grad_enabled():
-            linear = _FEW_ROWS_LINEAR
         static = torch.is_tensor(pos)
         if static:
             index = pos.view(1)
