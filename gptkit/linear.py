@@ -9,7 +9,7 @@ decode step with k rows is mostly k-row multiplies, so both run through oneDNN h
 
 `mkldnn._linear_pointwise` is the op torch.compile's CPU backend emits for linear layers. It has
 no backward, so training goes through `OneDNNLinear`, which does the two gradient multiplies in
-oneDNN too. Without oneDNN (non-x86 builds) everything falls back to F.linear.
+oneDNN too. Without oneDNN (non-x86 builds), and under torch.compile, it is F.linear.
 """
 
 import torch
@@ -52,7 +52,8 @@ class OneDNNLinear(torch.autograd.Function):
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """F.linear's contract (x (..., K) -> (..., N)); CPU fp32 with more than one row via oneDNN."""
-    if _op is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == x.shape[-1]:
+    if (_op is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() <= x.shape[-1]
+            or torch.compiler.is_compiling()):  # torch.compile picks its own kernels
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.shape[-1])
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
