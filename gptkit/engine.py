@@ -5,7 +5,8 @@ ids. Text-level concerns (stop strings, streaming to a terminal) belong to the c
 end a row early through `should_stop`.
 
 k samples from one prompt share one prefill: the prompt's keys/values are computed once at
-batch 1 and copied into k rows, then all rows decode together, one batched forward per step.
+batch 1 and every row attends to that one copy (`KVCache.share_prefix`; the fixed-shape CUDA
+path copies it into k rows instead), then all rows decode together, one batched forward per step.
 Once a model's weights outgrow the CPU's caches a decode step costs about the same for k = 1 and
 k = 8, which is what makes self-consistency voting cheap (bench/self_consistency.py).
 
@@ -176,10 +177,11 @@ def generate(
     cache = model.new_cache(1, len(prompt) + max_new)
     with attention_backends(device):
         logits = prefill(model, torch.tensor([prompt], device=device), cache)[:, :n_vocab]
+    static = (on_cuda if static is None else static) and max_new > 1
     if num_samples > 1:
-        cache = cache.expand(num_samples)
+        cache = cache.expand(num_samples) if static else cache.share_prefix(num_samples, len(prompt))
         logits = logits.expand(num_samples, -1)
-    if (on_cuda if static is None else static) and max_new > 1:
+    if static:
         step_fn = StaticDecode(model, cache, num_samples, device)
     else:
         def step_fn(tokens, pos):

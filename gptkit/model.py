@@ -75,6 +75,8 @@ class KVCache:
     """Preallocated keys/values for every layer: (n_layer, B, n_head, max_len, head_dim).
 
     Fixed shapes keep decode steps cheap (no reallocation per token) and graph-capturable.
+    A cache made by `share_prefix` holds only the positions after a prefix that all its rows
+    share; `prefix` is that prefix's keys/values, stored once (batch 1).
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype):
@@ -83,6 +85,11 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
+        self.prefix: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def prefix_len(self) -> int:
+        return 0 if self.prefix is None else self.prefix[0].shape[3]
 
     @property
     def batch_size(self) -> int:
@@ -94,7 +101,35 @@ class KVCache:
         new.k = self.k[:, :1].repeat(1, batch_size, 1, 1, 1)
         new.v = self.v[:, :1].repeat(1, batch_size, 1, 1, 1)
         new.max_len = self.max_len
+        new.prefix = None
         return new
+
+    def share_prefix(self, batch_size: int, prefix_len: int) -> "KVCache":
+        """A cache for `batch_size` rows that all continue row 0's first `prefix_len` positions.
+
+        Those keys/values stay here, once, and every row reads them: k samples of one prompt then
+        read the prompt's cache once per step instead of k times (`shared_prefix_attention`). The
+        new cache stores each row's own positions from `prefix_len` on. Only `GPT.decode` with an
+        int position reads such a cache.
+        """
+        new = KVCache.__new__(KVCache)
+        L, _, nh, _, hd = self.k.shape
+        new.k = self.k.new_zeros(L, batch_size, nh, self.max_len - prefix_len, hd)
+        new.v = self.v.new_zeros(L, batch_size, nh, self.max_len - prefix_len, hd)
+        new.max_len = self.max_len
+        new.prefix = (self.k[:, :1, :, :prefix_len], self.v[:, :1, :, :prefix_len])
+        return new
+
+
+def shared_prefix_attention(q, prefix_k, prefix_v, k, v) -> torch.Tensor:
+    """Attention of q (B, nh, 1, hd) over a prefix every row shares, (1, nh, P, hd), followed by
+    each row's own keys/values (B, nh, S, hd): one softmax over all P + S positions. The B
+    queries meet the prefix as one (1, nh, B, hd) batch, so its keys/values are read once."""
+    P = prefix_k.shape[2]
+    scores = torch.cat([(q.transpose(0, 2) @ prefix_k.transpose(-1, -2)).transpose(0, 2),  # (B, nh, 1, P)
+                        q @ k.transpose(-1, -2)], dim=-1)  # (B, nh, 1, P + S)
+    p = (scores * q.shape[-1] ** -0.5).softmax(dim=-1)
+    return (p[..., :P].transpose(0, 2) @ prefix_v).transpose(0, 2) + p[..., P:] @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -193,6 +228,7 @@ class GPT(nn.Module):
         """Final-LayerNorm activations (B, T, n_embd): what both the LM head and a reward head read."""
         B, T = idx.shape
         assert pos + T <= self.config.block_size, f"sequence of {pos + T} exceeds block_size {self.config.block_size}"
+        assert cache is None or cache.prefix is None, "a shared-prefix cache is read by decode only"
         positions = torch.arange(pos, pos + T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))
         for i, block in enumerate(self.transformer.h):
@@ -232,6 +268,7 @@ class GPT(nn.Module):
         wte, wpe, layers, (lnf_w, lnf_b) = self._decode_params()
         shape = (C,)
         static = torch.is_tensor(pos)
+        assert not (static and cache.prefix is not None), "a shared-prefix cache takes int positions"
         if static:
             index = pos.view(1)
             mask = (torch.arange(cache.max_len, device=tokens.device) <= pos).view(1, -1)  # keys 0..pos visible
@@ -243,7 +280,13 @@ class GPT(nn.Module):
             h = torch.layer_norm(x, shape, ln1_w, ln1_b)
             q, k, v = linear(h, attn_w, attn_b).view(B, 3, nh, 1, C // nh).unbind(1)
             cache_k, cache_v = cache.k[i], cache.v[i]
-            if static:
+            if cache.prefix is not None:
+                row_pos = pos - cache.prefix_len  # this row's own slots start after the prefix
+                cache_k[:, :, row_pos : row_pos + 1] = k
+                cache_v[:, :, row_pos : row_pos + 1] = v
+                y = shared_prefix_attention(q, cache.prefix[0][i], cache.prefix[1][i],
+                                            cache_k[:, :, : row_pos + 1], cache_v[:, :, : row_pos + 1])
+            elif static:
                 cache_k.index_copy_(2, index, k)
                 cache_v.index_copy_(2, index, v)
                 y = F.scaled_dot_product_attention(q, cache_k, cache_v, attn_mask=mask)
@@ -251,7 +294,7 @@ class GPT(nn.Module):
                 cache_k[:, :, pos : pos + 1] = k
                 cache_v[:, :, pos : pos + 1] = v
                 y = F.scaled_dot_product_attention(q, cache_k[:, :, : pos + 1], cache_v[:, :, : pos + 1])
-            x = linear(y.view(B, C), proj_w, proj_b).add_(x)
+            x = linear(y.reshape(B, C), proj_w, proj_b).add_(x)
             h = torch.layer_norm(x, shape, ln2_w, ln2_b)
             x = linear(F.gelu(linear(h, fc_w, fc_b), approximate="tanh"), out_w, out_b).add_(x)
         return linear(torch.layer_norm(x, shape, lnf_w, lnf_b), wte)

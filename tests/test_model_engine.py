@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptkit.engine import SamplingParams, complete, generate, sample_next
-from gptkit.model import GPT, GPTConfig, config_for, pad_vocab
+from gptkit.model import GPT, GPTConfig, config_for, pad_vocab, shared_prefix_attention
 
 VOCAB = 100
 
@@ -193,3 +193,30 @@ def test_decode_follows_replaced_parameters():
         model.decode(ids, model.new_cache(2, 8), 0)  # gathers model's own parameters
         model.load_state_dict(other.state_dict(), assign=True)
         torch.testing.assert_close(model.decode(ids, model.new_cache(2, 8), 0), other.decode(ids, other.new_cache(2, 8), 0))
+
+
+@given(rows=st.integers(1, 6), heads=st.integers(1, 3), prefix=st.integers(1, 20), own=st.integers(1, 8))
+@settings(max_examples=30, deadline=None)
+def test_shared_prefix_attention_equals_attention_over_copies(rows, heads, prefix, own):
+    g = torch.Generator().manual_seed(rows * 1000 + heads * 100 + prefix * 10 + own)
+    q = torch.randn(rows, heads, 1, 8, generator=g)
+    pk, pv = torch.randn(1, heads, prefix, 8, generator=g), torch.randn(1, heads, prefix, 8, generator=g)
+    k, v = torch.randn(rows, heads, own, 8, generator=g), torch.randn(rows, heads, own, 8, generator=g)
+    copies_k = torch.cat([pk.expand(rows, -1, -1, -1), k], dim=2)
+    copies_v = torch.cat([pv.expand(rows, -1, -1, -1), v], dim=2)
+    want = torch.nn.functional.scaled_dot_product_attention(q, copies_k, copies_v)
+    torch.testing.assert_close(shared_prefix_attention(q, pk, pv, k, v), want, atol=1e-5, rtol=1e-4)
+
+
+def test_k_samples_read_one_copy_of_the_prompt():
+    """Lock-step rows keep the prompt's keys/values once; sampled rows match decoding from k copies."""
+    model = tiny_model(11)
+    with torch.no_grad():
+        cache = model.new_cache(1, 20)
+        model(torch.tensor([[1, 2, 3, 4, 5]]), cache=cache, pos=0)
+        shared, copies = cache.share_prefix(4, 5), cache.expand(4)
+        assert shared.prefix[0].shape[1] == 1 and shared.k.shape[3] == 15 and shared.prefix_len == 5
+        tokens = torch.tensor([7, 8, 9, 10])
+        for pos in range(5, 9):
+            torch.testing.assert_close(model.decode(tokens, shared, pos), model.decode(tokens, copies, pos),
+                                       atol=1e-5, rtol=1e-4)
