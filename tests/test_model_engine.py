@@ -1,5 +1,6 @@
 """The GPT and the id-only engine: KV cache parity, lock-step sampling, seeds, filtering."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -220,3 +221,14 @@ def test_k_samples_read_one_copy_of_the_prompt():
         for pos in range(5, 9):
             torch.testing.assert_close(model.decode(tokens, shared, pos), model.decode(tokens, copies, pos),
                                        atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_sampler_draws_from_the_softmax(temperature):
+    """20,000 draws of one distribution land within 1.5 points of softmax(logits / T) everywhere."""
+    logits = torch.tensor([2.0, 1.0, 0.5, -1.0, float("-inf")])
+    ids = sample_next(logits.expand(20_000, -1), SamplingParams(temperature=temperature), torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(ids, minlength=5).float() / 20_000
+    expected = (logits / temperature).softmax(-1)
+    assert frequencies[4] == 0
+    torch.testing.assert_close(frequencies, expected, atol=0.015, rtol=0)
