@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from gptkit.linear import Linear, linear
+from gptkit.linear import Linear, linear, packed, packs
 
 
 @dataclass
@@ -265,7 +265,7 @@ class GPT(nn.Module):
         through a mask), so one step can be captured once in a CUDA graph and replayed.
         """
         B, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
-        wte, wpe, layers, (lnf_w, lnf_b) = self._decode_params()
+        wte, wpe, layers, (lnf_w, lnf_b), head = self._decode_params(B if tokens.device.type == "cpu" else 1)
         shape = (C,)
         static = torch.is_tensor(pos)
         assert not (static and cache.prefix is not None), "a shared-prefix cache takes int positions"
@@ -297,13 +297,18 @@ class GPT(nn.Module):
             x = linear(y.reshape(B, C), proj_w, proj_b).add_(x)
             h = torch.layer_norm(x, shape, ln2_w, ln2_b)
             x = linear(F.gelu(linear(h, fc_w, fc_b), approximate="tanh"), out_w, out_b).add_(x)
-        return linear(torch.layer_norm(x, shape, lnf_w, lnf_b), wte)
+        return linear(torch.layer_norm(x, shape, lnf_w, lnf_b), head)
 
-    def _decode_params(self):
+    def _decode_params(self, rows: int = 1):
         """The tensors `decode` reads, gathered once (an nn.Module attribute lookup costs about a
-        microsecond, a sixth of a small model's decode step). They are the Parameter objects
-        themselves, so training and `.to()` (which update them in place) need nothing; the list
-        is rebuilt if the parameters are replaced (`load_state_dict(..., assign=True)`)."""
+        microsecond, a sixth of a small model's decode step): (wte, wpe, per-layer tuples, ln_f,
+        the LM head's matrix). They are the Parameter objects themselves, so training and `.to()`
+        (which update them in place) need nothing; the list is rebuilt if the parameters are
+        replaced (`load_state_dict(..., assign=True)`).
+
+        For `rows` > 1 the matrices come `packed` for that many rows, a copy kept (for one row
+        count at a time) until a matrix changes: its version counter or storage moves.
+        """
         t = self.transformer
         first, last = t.wte.weight, t.h[-1].mlp.c_proj.weight  # replaced params show up here
         key, params = self.__dict__.get("_decode_cache", (None, None))
@@ -311,9 +316,20 @@ class GPT(nn.Module):
             layers = [(b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
                        b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias,
                        b.mlp.c_proj.weight, b.mlp.c_proj.bias) for b in t.h]
-            params = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias))
+            params = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias), t.wte.weight)
             self.__dict__["_decode_cache"] = ((first, last), params)
-        return params
+            self.__dict__.pop("_decode_packed", None)
+        if not packs(params[0], rows) or torch.is_grad_enabled():  # packed copies carry no gradient
+            return params
+        matrices = [params[0]] + [w for layer in params[2] for w in layer[2:12:2]]
+        version = (rows, tuple((w.data_ptr(), w._version) for w in matrices))
+        key, packed_params = self.__dict__.get("_decode_packed", (None, None))
+        if key != version:
+            layers = [(l1w, l1b, packed(aw, rows), ab, packed(pw, rows), pb, l2w, l2b, packed(fw, rows), fb,
+                       packed(ow, rows), ob) for (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, ow, ob) in params[2]]
+            packed_params = (*params[:2], layers, params[3], packed(params[0], rows))
+            self.__dict__["_decode_packed"] = (version, packed_params)
+        return packed_params
 
     def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:
         p = self.lm_head.weight

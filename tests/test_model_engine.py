@@ -232,3 +232,19 @@ def test_sampler_draws_from_the_softmax(temperature):
     expected = (logits / temperature).softmax(-1)
     assert frequencies[4] == 0
     torch.testing.assert_close(frequencies, expected, atol=0.015, rtol=0)
+
+
+def test_packed_decode_weights_follow_training_updates():
+    """Rows > 1 decode from packed copies of the matrices; an optimizer step must invalidate them."""
+    model = tiny_model(12)
+    ids = torch.tensor([4, 2, 9])
+    with torch.no_grad():
+        before = model.decode(ids, model.new_cache(3, 8), 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05)
+    model(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[2, 3, 4, 5]])).backward()
+    opt.step()
+    with torch.no_grad():
+        after = model.decode(ids, model.new_cache(3, 8), 0)
+        want = model(ids[:, None], cache=model.new_cache(3, 8), pos=0)[:, -1]
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, want, atol=1e-5, rtol=1e-4)
