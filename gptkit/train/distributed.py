@@ -73,8 +73,12 @@ def wrap_model(model, d: Dist, device_type: str):
     return DDP(model, device_ids=[d.local_rank] if device_type == "cuda" else None)
 
 
-def barrier(d: Dist) -> None:
+def finish_distributed(d: Dist) -> None:
+    """Leave the process group together once training is over: every rank waits for rank 0 to
+    finish saving, then tears the group down. A rank that simply exited with the group alive
+    could be killed mid-way by its communication threads (SIGABRT at interpreter exit)."""
     if d.enabled:
         import torch.distributed as dist
 
         dist.barrier()
+        dist.destroy_process_group()

@@ -154,7 +154,7 @@ def train(
     """
     from gptkit.checkpoint import latest_step, load_weights
     from gptkit.device import peak_flops
-    from gptkit.train.distributed import any_rank, init_distributed, mean_over_ranks, wrap_model
+    from gptkit.train.distributed import any_rank, finish_distributed, init_distributed, mean_over_ranks, wrap_model
 
     dist = init_distributed(dc.type)
     reporter = reporter if (reporter and dist.is_main) else Reporter()
@@ -280,6 +280,7 @@ def train(
         if handle_signals:
             signal.signal(signal.SIGINT, previous_handler)
         reporter.finish()
+    finish_distributed(dist)
     if not dist.is_main:
         return run_dir
     if last_saved is None:
