@@ -17,6 +17,7 @@ callers that sample must ignore logits past the tokenizer's real vocabulary.
 """
 
 import math
+import weakref
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -69,6 +70,11 @@ def config_for(preset: str, n_vocab: int, **overrides) -> GPTConfig:
     """The config of a named preset for a tokenizer with `n_vocab` tokens (padded to 64)."""
     assert preset in PRESETS, f"unknown preset {preset!r}"
     return GPTConfig(vocab_size=pad_vocab(n_vocab), **{**PRESETS[preset], **overrides})
+
+
+# Per model, its matrices packed for k-row decoding (see GPT._decode_params). Kept outside the
+# module so copy.deepcopy and pickling never meet oneDNN's opaque tensors.
+_PACKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 
 
 class KVCache:
@@ -318,17 +324,17 @@ class GPT(nn.Module):
                        b.mlp.c_proj.weight, b.mlp.c_proj.bias) for b in t.h]
             params = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias), t.wte.weight)
             self.__dict__["_decode_cache"] = ((first, last), params)
-            self.__dict__.pop("_decode_packed", None)
+            _PACKED.pop(self, None)
         if not packs(params[0], rows) or torch.is_grad_enabled():  # packed copies carry no gradient
             return params
-        matrices = [params[0]] + [w for layer in params[2] for w in layer[2:12:2]]
+        matrices = [params[0]] + [w for layer in params[2] for w in (layer[2], layer[4], layer[8], layer[10])]
         version = (rows, tuple((w.data_ptr(), w._version) for w in matrices))
-        key, packed_params = self.__dict__.get("_decode_packed", (None, None))
+        key, packed_params = _PACKED.get(self, (None, None))
         if key != version:
             layers = [(l1w, l1b, packed(aw, rows), ab, packed(pw, rows), pb, l2w, l2b, packed(fw, rows), fb,
                        packed(ow, rows), ob) for (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, ow, ob) in params[2]]
             packed_params = (*params[:2], layers, params[3], packed(params[0], rows))
-            self.__dict__["_decode_packed"] = (version, packed_params)
+            _PACKED[self] = (version, packed_params)
         return packed_params
 
     def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:

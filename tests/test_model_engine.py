@@ -248,3 +248,14 @@ def test_packed_decode_weights_follow_training_updates():
         want = model(ids[:, None], cache=model.new_cache(3, 8), pos=0)[:, -1]
     assert not torch.allclose(after, before)
     torch.testing.assert_close(after, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_model_that_decoded_k_rows_still_deep_copies():
+    import copy
+
+    model = tiny_model(13)
+    complete(model, [1, 2, 3], SamplingParams(temperature=1.0, max_new_tokens=4, seed=0), n_vocab=VOCAB, num_samples=4)
+    twin = copy.deepcopy(model)
+    params = SamplingParams(temperature=0, max_new_tokens=6)
+    assert [c.tokens for c in complete(twin, [5, 6], params, n_vocab=VOCAB, num_samples=2)] == \
+        [c.tokens for c in complete(model, [5, 6], params, n_vocab=VOCAB, num_samples=2)]
