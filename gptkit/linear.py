@@ -8,7 +8,8 @@ mostly one-row multiplies that wait on memory, where oneDNN's are as fast or up 
 
 `mkldnn._linear_pointwise` is the op torch.compile's CPU backend emits for linear layers. It has
 no backward, so training goes through `OneDNNLinear`, which does the two gradient multiplies in
-oneDNN too. Without oneDNN (non-x86 builds), and under torch.compile, it is F.linear.
+oneDNN too. Without oneDNN (non-x86 builds), under torch.compile and under CPU autocast, it is
+F.linear.
 """
 
 import torch
@@ -67,7 +68,8 @@ def packs(weight: torch.Tensor, rows: int) -> bool:
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """F.linear's contract (x (..., K) -> (..., N)); CPU fp32 via oneDNN. `weight` may be `packed`."""
     if (_op is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == 0
-            or torch.compiler.is_compiling()):  # torch.compile picks its own kernels
+            or torch.compiler.is_compiling()  # torch.compile picks its own kernels
+            or torch.is_autocast_enabled("cpu")):  # and CPU autocast its own precision
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.shape[-1])
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
