@@ -176,11 +176,11 @@ def generate(
     cache = model.new_cache(1, len(prompt) + max_new)
     with attention_backends(device):
         logits = prefill(model, torch.tensor([prompt], device=device), cache)[:, :n_vocab]
-    static = (on_cuda if static is None else static) and max_new > 1
+    fixed_shapes = (on_cuda if static is None else static) and max_new > 1
     if num_samples > 1:
-        cache = cache.expand(num_samples) if static else cache.share_prefix(num_samples, len(prompt))
+        cache = cache.expand(num_samples) if fixed_shapes else cache.share_prefix(num_samples, len(prompt))
         logits = logits.expand(num_samples, -1)
-    if static:
+    if fixed_shapes:
         step_fn = StaticDecode(model, cache, num_samples, device)
     else:
         def step_fn(tokens, pos):

@@ -271,7 +271,7 @@ class GPT(nn.Module):
         through a mask), so one step can be captured once in a CUDA graph and replayed.
         """
         B, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
-        wte, wpe, layers, (lnf_w, lnf_b), head = self._decode_params(B if tokens.device.type == "cpu" else 1)
+        wte, wpe, layers, (lnf_w, lnf_b), head = self._decode_params(B)
         shape = (C,)
         static = torch.is_tensor(pos)
         assert not (static and cache.prefix is not None), "a shared-prefix cache takes int positions"
