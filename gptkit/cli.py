@@ -750,24 +750,26 @@ def prompt_show(template, model_spec, var_pairs, as_json):
 @click.option("-t", "--template", "template_specs", multiple=True, required=True, help="Template name or YAML file (repeatable).")
 @click.option("-m", "--model", "model_specs", multiple=True, required=True, help="Checkpoint (repeatable).")
 @click.option("--cases", "cases_spec", required=True, help="toyworld, toyworld:KIND, or a .yaml/.jsonl file of {id?, question | vars, expected}.")
-@click.option("--kind", default=None, help="Only cases of this kind (toyworld: capital, age, arithmetic).")
+@click.option("--kind", default=None, help="Only cases of this kind (toyworld: two-hop, hop-1, hop-2, capital, age, arithmetic).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases.")
 @click.option("--samples", type=click.IntRange(1, 256), default=None, help="Answers per case, voted (default: the template's self_consistency, else 1).")
+@click.option("--vote-at", "vote_at", default="", metavar="K,K,...", help="Also vote over each case's first K samples (e.g. 5,10 with --samples 20): the same as runs with --samples K.")
 @click.option("--score", "score_method", type=click.Choice(["exact", "contains", "regex"]), default="exact", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same results.")
 @click.option("--detail", is_flag=True, help="Also show every case: answer, expected, agreement, output.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the rows to a .jsonl or .csv file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per result, then one summary line.")
-def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, score_method, seed, detail, out, device,
-               as_json):
+def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, vote_at, score_method, seed, detail, out,
+               device, as_json):
     """Run templates x checkpoints x cases; print accuracy per template and checkpoint.
 
     Every row also goes to the logbook with its checkpoint, template, seed, settings and votes.
 
     \b
     gptkit prompt run -t few-shot -t plain -m base -m assistant --cases toyworld:capital
-    gptkit prompt run -t self-consistency -m assistant --cases toyworld:age --limit 20 --detail
+    gptkit prompt run -t self-consistency -m assistant --cases toyworld:two-hop --samples 20 --vote-at 5,10
+    gptkit prompt run -t chain-of-thought -m base --cases toyworld:two-hop --limit 20 --detail
     gptkit prompt run -t mine.yaml -m assistant --cases cases.jsonl --score contains --out results.csv
     """
     from rich.console import Console
@@ -786,8 +788,16 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, sc
     from gptkit.prompting.templates import load_template
     from gptkit.ui.render import experiment_tables
 
+    from gptkit.errors import UsageError
+
     if out is not None:
         check_results_path(out)
+    try:
+        vote_at = [int(k) for k in vote_at.split(",") if k.strip()]
+    except ValueError:
+        raise UsageError(f"--vote-at: expected numbers separated by commas, got {vote_at!r}") from None
+    if any(k < 1 for k in vote_at):
+        raise UsageError("--vote-at: every K must be at least 1")
     templates = [load_template(spec) for spec in template_specs]
     cases = load_cases(cases_spec, kind=kind, limit=limit)
     check_cases(templates, cases, score_method)  # before loading any weights
@@ -803,7 +813,7 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, sc
             progress.update(task, advance=1, description=f"{row.template} x {row.checkpoint}")
 
         result = run_experiment(templates, checkpoints, cases, samples=samples, seed=seed, score_method=score_method,
-                                on_result=advance)
+                                on_result=advance, vote_at=vote_at)
     if out is not None:
         write_results(result, out)
     if as_json:
@@ -815,6 +825,11 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, sc
     console = Console()
     for table in experiment_tables(result, detail):
         console.print(table)
+    for cell in result.summary:
+        if cell.truncated and cell.samples == max(c.samples for c in result.summary if c.template == cell.template):
+            console.print(f"[bold red]warning:[/] {cell.template} on {cell.checkpoint}: {cell.truncated} of {cell.total} "
+                          f"prompts did not fit the model's context; their front was cut off (see prompt_truncated "
+                          f"in --out/--json)", highlight=False)
     console.print(f"[dim]experiment {result.experiment_id}: {len(result.rows)} rows in the logbook"
                   + (f"; written to {out}" if out is not None else "") + "[/]", highlight=False)
 

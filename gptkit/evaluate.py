@@ -2,51 +2,41 @@
 
 A base model is asked in the toy world's answer-key form ("Q: ...\\nA:", stopping at the end of
 the line), an assistant or policy in a chat turn; answers are judged against the task's exact
-answer by `prompting.answers.answer_is_right`. Used by the quickstart and the feedback demo so
-both report the same figure the same way.
+answer by `prompting.answers.answer_is_right`. All questions of a call are generated together
+(`textgen.generate` batches them). Used by the quickstart and the feedback demo so both report
+the same figure the same way.
 """
 
-from gptkit.prompting.answers import answer_is_right
-
-
-def answer_region(text: str) -> str:
-    """The model's answer to one question: up to a blank line or the next 'Q:' line."""
-    text = text.strip()
-    for cut in ("\n\n", "\nQ:", "\nQ "):
-        if cut in text:
-            text = text[: text.index(cut)]
-    return text.strip()
+from gptkit.prompting.answers import answer_is_right, answer_region  # noqa: F401 (answer_region: re-exported)
 
 
 def is_correct(task, output: str) -> bool:
-    """Right when the answer region (see `answer_region`) gives the task's exact answer."""
-    return answer_is_right(answer_region(output), task.answer)
+    """Right when the output's answer region gives the task's exact answer (`answer_is_right`)."""
+    return answer_is_right(output, task.answer)
 
 
-def ask(ckpt, question: str, *, as_document: bool, max_tokens: int = 64, seed: int = 0, stop: tuple[str, ...] = (),
-        temperature: float = 0.0) -> str:
-    """One answer (greedy unless a temperature is given, then seeded): a document continuation, or a chat reply."""
+def ask(ckpt, questions: list[str], *, as_document: bool, max_tokens: int = 64, seed: int = 0,
+        stop: tuple[str, ...] = (), temperature: float = 0.0) -> list[str]:
+    """One answer per question (greedy unless a temperature is given, then seeded): document
+    continuations, or chat replies."""
     from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text, prompt_ids
+    from gptkit.textgen import generate
 
-    if as_document:
-        ids = prompt_ids(ckpt.tokenizer, "base", question)
-    else:
-        ids = prompt_ids(ckpt.tokenizer, ckpt.kind, question)
-    params = SamplingParams(temperature=temperature, top_k=40 if temperature else None, max_new_tokens=max_tokens, seed=seed)
-    (result,) = generate_text(ckpt.model, ckpt.tokenizer, ids, params, stop_strings=stop)
-    return result.text
+    params = SamplingParams(temperature=temperature, top_k=40 if temperature else None, max_new_tokens=max_tokens,
+                            seed=seed)
+    return [results[0].text for results in generate(ckpt, questions, params, stop=stop, as_document=as_document)]
 
 
 def heldout_accuracy(ckpt, tasks, *, max_tokens: int | None = None) -> dict[str, list[int]]:
     """{kind: [correct, total]}; base models see the toy world's Q:/A: format, assistants a chat."""
+    if ckpt.kind == "base":
+        # answer keys put each answer on the A: line, so the first newline ends it
+        outputs = ask(ckpt, [f"Q: {task.question}\nA:" for task in tasks], as_document=True,
+                      max_tokens=max_tokens or 72, stop=("\n",))
+    else:
+        outputs = ask(ckpt, [task.question for task in tasks], as_document=False, max_tokens=max_tokens or 96)
     scores: dict[str, list[int]] = {}
-    for task in tasks:
-        if ckpt.kind == "base":
-            # answer keys put each answer on the A: line, so the first newline ends it
-            output = ask(ckpt, f"Q: {task.question}\nA:", as_document=True, max_tokens=max_tokens or 72, stop=("\n",))
-        else:
-            output = ask(ckpt, task.question, as_document=False, max_tokens=max_tokens or 96)
+    for task, output in zip(tasks, outputs):
         cell = scores.setdefault(task.kind, [0, 0])
         cell[0] += is_correct(task, output)
         cell[1] += 1
@@ -58,6 +48,5 @@ def question_rate(ckpt, questions: list[str]) -> float:
     from gptkit.data.toyworld import is_question_like
 
     as_document = ckpt.kind == "base"
-    hits = sum(is_question_like(ask(ckpt, q + "\n" if as_document else q, as_document=as_document, max_tokens=48))
-               for q in questions)
-    return hits / max(1, len(questions))
+    outputs = ask(ckpt, [q + "\n" if as_document else q for q in questions], as_document=as_document, max_tokens=48)
+    return sum(map(is_question_like, outputs)) / max(1, len(questions))

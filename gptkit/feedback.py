@@ -1,11 +1,14 @@
-"""Learning from feedback, end to end on the toy world: rank answers by truth, DPO, measure.
+"""Learning from feedback, end to end on the toy world: rank chains by truth, DPO, measure.
 
-`run_feedback_demo` stands in for a person at `gptkit rank`. For each of the toy world's ranking
-prompts that has an exact answer, the SFT model samples k answers (one prefill, temperature 1);
-answers whose extracted answer is right are ranked above wrong ones (ties within each group).
-The rankings go into the logbook as synthetic ones (rater "auto:truth"), where a person's
-rankings go, and DPO learns from exactly the pairs they imply. Greedy accuracy on the held-out
-eval tasks (questions never used for ranking) is measured before and after.
+`run_feedback_demo` stands in for a person at `gptkit rank`. Each of the demo families'
+composed questions ("In which town do Mira's parents live?") is asked step by step, exactly as
+the `step-by-step` template asks it; the SFT model samples k chains for each (one prefill,
+temperature 1), and chains whose final answer is right are ranked above wrong ones
+(`prompting.answers.truth_ranks`, the rule `gptkit rank --auto truth` uses; a set with no right
+chain is logged as all bad). The rankings go into the logbook as synthetic ones (rater
+"auto:truth"), where a person's rankings go, and DPO learns from exactly the pairs they imply.
+Then the step-by-step template is measured on the TEST families' two-hop questions, which no
+ranking touched, before and after, with 95% intervals.
 
 Re-running reuses what `out_dir` holds: the figures (feedback.json), the ranked pairs
 (auto-preferences.jsonl, so the logbook never receives the same rankings twice) and a finished
@@ -18,63 +21,60 @@ import json
 import time
 from pathlib import Path
 
-from gptkit.evaluate import heldout_accuracy
-from gptkit.prompting.answers import answer_is_right
+from gptkit.prompting.answers import truth_ranks
 
 RATER = "auto:truth"
-UNCHECKABLE_KINDS = ("explain",)  # no single right answer to check against
+TEMPLATE = "step-by-step"  # how questions are asked, when ranking and when measuring
 FIGURES_FILE = "feedback.json"
 PAIRS_FILE = "auto-preferences.jsonl"
+rank_rule = truth_ranks  # (texts, expected) -> (status, ranks); a test may swap in another rule
 
 
-def is_correct(task, text: str) -> bool:
-    """The ranking rule: an answer is right when it gives the task's exact answer."""
-    return answer_is_right(text, task.answer)
-
-
-def answers(ckpt, question: str, *, k: int, temperature: float, seed: int, max_tokens: int) -> list[str]:
-    """k answers of a chat checkpoint to `question`, decoded in lock-step from one prefill."""
+def rank_chains(ckpt, questions: list[tuple[str, str]], *, k: int, seed: int, max_tokens: int,
+                logbook) -> list[tuple[str, str, str]]:
+    """Sample k chains for each (prompt, answer), log each ranking, return the implied pairs."""
     from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text, prompt_ids
-
-    ids = prompt_ids(ckpt.tokenizer, "assistant", question)
-    params = SamplingParams(temperature=temperature, max_new_tokens=max_tokens, seed=seed)
-    return [r.text for r in generate_text(ckpt.model, ckpt.tokenizer, ids, params, num_samples=k)]
-
-
-def rank_by_truth(ckpt, tasks, *, k: int, seed: int, max_tokens: int, logbook) -> list[tuple[str, str, str]]:
-    """Sample k answers per task, log each ranking (right above wrong), return the implied pairs."""
     from gptkit.store import rankings_to_pairs
+    from gptkit.textgen import generate
 
     settings = {"temperature": 1.0, "max_new_tokens": max_tokens, "num_samples": k}
+    params = SamplingParams(temperature=1.0, max_new_tokens=max_tokens)
+    seeds = [seed + i for i in range(len(questions))]
     ids = []
-    for i, task in enumerate(tasks):
-        texts = answers(ckpt, task.question, k=k, temperature=1.0, seed=seed + i, max_tokens=max_tokens)
-        ranks = [1 if is_correct(task, text) else 2 for text in texts]
-        ids.append(logbook.log_ranking(task.question, [{"text": t, "checkpoint": ckpt.name} for t in texts], ranks,
-                                       rater=RATER, synthetic=True, settings=settings, seed=seed + i,
-                                       note=f"ranked by correctness against the toy world's answer {task.answer!r}"))
+    for (prompt, answer), results, row_seed in zip(questions, generate(ckpt, [p for p, _ in questions], params, k=k,
+                                                                         seeds=seeds, stop=("\n",)), seeds):
+        texts = [r.text for r in results]
+        status, ranks = rank_rule(texts, answer)
+        ids.append(logbook.log_ranking(prompt, [{"text": t, "checkpoint": ckpt.name} for t in texts], ranks,
+                                       rater=RATER, synthetic=True, settings=settings, seed=row_seed, status=status,
+                                       note=f"ranked by the final answer's truth against {answer!r}"))
     logged = [r for r in logbook.rankings() if r["id"] in set(ids)]
     return [(r["prompt"], chosen, rejected) for r in logged for chosen, rejected in rankings_to_pairs(r)]
 
 
+def chain_accuracy(ckpt, limit: int | None) -> dict:
+    """The step-by-step template on the test families' two-hop questions: a summary cell."""
+    from gptkit.prompting.experiment import load_cases, run_experiment
+
+    result = run_experiment([TEMPLATE], [ckpt], load_cases("toyworld:two-hop", limit=limit))
+    return result.summary[0].to_dict()
+
+
 def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0, reporter=None, device: str = "auto",
-                      samples: int = 8, n_prompts: int = 96, eval_per_kind: int = 30, beta: float = 0.1,
-                      sft_weight: float = 1.0, lr: float = 1e-4, batch_size: int = 8, max_tokens: int = 96) -> dict:
-    """Auto-rank toy-world answers, DPO on them into the policy run `out_dir`, compare accuracy.
+                      samples: int = 8, eval_limit: int | None = None, beta: float = 0.1, sft_weight: float = 1.0,
+                      lr: float = 1e-4, batch_size: int = 8, max_tokens: int = 64) -> dict:
+    """Auto-rank demo chains, DPO on them into the policy run `out_dir`, compare chain accuracy.
 
-    Returns the figures: prompts ranked, pairs used, greedy accuracy {kind: [correct, total]}
-    before and after on the held-out eval tasks, the policy checkpoint and seconds per phase.
-
-    Defaults, measured on the quickstart's `small` assistant (3.7M parameters, 2-core CPU,
-    ~30 s in all): 8 samples for each of the ~80 checkable prompts among 96 give ~430 pairs.
-    Plain DPO (sft_weight 0) at these settings made that model's answers worse (capital
-    accuracy 26/30 -> 21-25/30), so the demo adds the chosen answers' NLL (RPO, weight 1).
+    Returns the figures: prompts ranked, pairs used, the step-by-step accuracy on held-out
+    two-hop questions (first `eval_limit`, default all) before and after with their intervals,
+    the policy checkpoint and seconds per phase. The NLL term (RPO, `sft_weight`) keeps DPO from
+    pushing down the likelihood of the chains it prefers, which a model this small is prone to.
     """
     from gptkit.checkpoint import latest_step, load_checkpoint, read_meta
-    from gptkit.data import toyworld
+    from gptkit.data import families
     from gptkit.data.preferences import load_preference_pairs
     from gptkit.device import pick_device
+    from gptkit.prompting.templates import load_template, render_chat_messages
     from gptkit.store import open_logbook
     from gptkit.train.dpo import run_dpo
     from gptkit.train.loop import Reporter, TrainConfig
@@ -91,15 +91,18 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0,
     seconds: dict[str, float] = {}
 
     pairs_file = out_dir / PAIRS_FILE
-    tasks = [t for t in toyworld.rank_prompts(n=n_prompts) if t.kind not in UNCHECKABLE_KINDS]
+    template = load_template(TEMPLATE)
+    questions = [(render_chat_messages(template, {"question": c.question})[-1]["content"], c.answer)
+                 for c in families.composed(demo=True)]
     t0 = time.perf_counter()
     if pairs_file.is_file():
         pairs = load_preference_pairs(str(pairs_file)) if pairs_file.stat().st_size else []
         reporter.message(f"feedback: reusing {len(pairs)} ranked pairs from {pairs_file}")
     else:
-        reporter.message(f"feedback: sampling {samples} answers to each of {len(tasks)} toy-world prompts, ranking them by correctness")
+        reporter.message(f"feedback: sampling {samples} chains for each of {len(questions)} demo questions, "
+                         "ranking them by their final answer's truth")
         with open_logbook() as lb:
-            pairs = rank_by_truth(sft, tasks, k=samples, seed=seed, max_tokens=max_tokens, logbook=lb)
+            pairs = rank_chains(sft, questions, k=samples, seed=seed, max_tokens=max_tokens, logbook=lb)
         tmp = pairs_file.with_name(f".{pairs_file.name}.tmp")
         tmp.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}, ensure_ascii=False) + "\n"
                                for p, c, r in pairs), encoding="utf-8")
@@ -119,19 +122,18 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0,
                            sft_weight=sft_weight, resume=last is not None, reporter=reporter)
         policy = load_checkpoint(last, device=dc.device, kinds=("policy",))
     else:
-        reporter.message("feedback: every prompt's answers were all right or all wrong: no pairs, nothing to learn")
+        reporter.message("feedback: every question's chains were all right or all wrong: no pairs, nothing to learn")
     seconds["dpo"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    eval_tasks = toyworld.eval_tasks(n_per_kind=eval_per_kind)
-    before = heldout_accuracy(sft, eval_tasks, max_tokens=max_tokens)
-    after = heldout_accuracy(policy, eval_tasks, max_tokens=max_tokens) if policy else None
+    before = chain_accuracy(sft, eval_limit)
+    after = chain_accuracy(policy, eval_limit) if policy else None
     seconds["evaluation"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
 
     figures = {
-        "rater": RATER, "prompts_ranked": len(tasks), "samples_per_prompt": samples, "pairs": len(pairs),
-        "dpo_steps": steps if policy else 0, "beta": beta, "sft_weight": sft_weight, "eval_per_kind": eval_per_kind,
+        "rater": RATER, "template": TEMPLATE, "prompts_ranked": len(questions), "samples_per_prompt": samples,
+        "pairs": len(pairs), "dpo_steps": steps if policy else 0, "beta": beta, "sft_weight": sft_weight,
         "accuracy_before": before, "accuracy_after": after,
         "assistant": sft.name, "policy": str(policy.path) if policy else None,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},

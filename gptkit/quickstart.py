@@ -5,8 +5,11 @@ Stages (each reused when already done, resumed when interrupted; `--fresh` start
   2. base        pretraining: the model learns to continue documents
   3. assistant   SFT on toy-world conversations: the model learns to answer and to stop
 Then it shows the difference: the same prompts answered by both models side by side, their
-accuracy on held-out tasks, how often each answers a question with more questions, and each
-stage's loss curve. Figures are written to `<out>/results.json`.
+accuracy on held-out tasks, how often each answers a question with more questions, the prompt
+techniques measured on questions that need two facts (base: zero-shot, few-shot, few-shot chain
+of thought; assistant: direct, instructions, step by step, self-consistency at k = 5, 10, 20;
+each with a 95% interval, every cell a `gptkit prompt run` away), and each stage's loss curve.
+Figures are written to `<out>/results.json`.
 
 This module orchestrates library calls and prints; the learning happens in train/, the
 generating in textgen/engine.
@@ -35,12 +38,15 @@ class Plan:
     sft_steps: int
     sft_batch: int
     sft_lr: float
-    eval_per_kind: int = 30  # held-out tasks per kind
+    eval_per_kind: int = 30  # held-out capital questions
+    table_limit: int | None = None  # technique table: the first N cases of each kind (None: all)
+    sc_samples: int = 20  # self-consistency: chains per question, voted at every k in SC_VOTE_AT below it
 
 
 # `small` is calibrated to finish in about 10 minutes on a 2-core CPU (see README figures).
 SIZES = {
-    "tiny": Plan("tiny", 512, 30, 8, 3e-3, 20, 8, 1e-3, eval_per_kind=4),  # plumbing checks only: learns little
+    # plumbing checks only: learns little
+    "tiny": Plan("tiny", 512, 30, 8, 3e-3, 20, 8, 1e-3, eval_per_kind=4, table_limit=6, sc_samples=4),
     "small": Plan("small", 2048, 560, 16, 3e-3, 250, 16, 1e-3),
     "medium": Plan("medium", 4096, 2000, 16, 2e-3, 600, 16, 6e-4),
     "large": Plan("large", 4096, 4000, 32, 1e-3, 1000, 32, 3e-4),
@@ -88,7 +94,7 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
         tokenizer = load_tokenizer(tok_dir)
         console.print(f"[green]✓[/] tokenizer: reusing {tok_dir} ({tokenizer.n_vocab} tokens)")
     else:
-        tokenizer = train_tokenizer(toyworld.pretrain_documents(), plan.vocab_size, name="toyworld")
+        tokenizer = train_tokenizer(toyworld.pretrain_documents(), plan.vocab_size, name="toyworld", prefix_space=True)
         tok_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save(tok_dir)
         console.print(f"[green]✓[/] tokenizer: trained {tokenizer.n_vocab} tokens -> {tok_dir}")
@@ -125,16 +131,22 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
     # A base model sees the prompt as the first line of a document (hence the newline: without
     # it, "...France?" most often ends the document, as the last question of a quiz sheet does).
     # Sampled (seeded, so the table is reproducible): greedy decoding makes a small base model loop.
-    showcase = [(p, ask(base, p + "\n", as_document=True, max_tokens=48, temperature=0.7),
-                 ask(assistant, p, as_document=False, temperature=0.7)) for p in toyworld.showcase_prompts()]
-    tasks = toyworld.eval_tasks(n_per_kind=plan.eval_per_kind)
+    prompts = toyworld.showcase_prompts()
+    showcase = zip(prompts, ask(base, [p + "\n" for p in prompts], as_document=True, max_tokens=48, temperature=0.7),
+                   ask(assistant, prompts, as_document=False, temperature=0.7))
+    capitals = [t for t in toyworld.eval_tasks(n_per_kind=plan.eval_per_kind) if t.kind == "capital"]
+    reasoning = toyworld.reasoning_tasks()
+    tasks = capitals + [t for kind in HELD_OUT_KINDS for t in [t for t in reasoning if t.kind == kind][:plan.table_limit]]
     accuracy = {"base": heldout_accuracy(base, tasks), "assistant": heldout_accuracy(assistant, tasks)}
-    questions = [t.question for t in tasks if t.kind == "capital"][:20]
+    questions = [t.question for t in capitals][:20]
     rates = {"base": question_rate(base, questions), "assistant": question_rate(assistant, questions)}
     timings["evaluation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    techniques = technique_table(base, assistant, plan)
+    timings["techniques"] = time.perf_counter() - t0
     results = {
         "size": size, "plan": asdict(plan), "device": dc.device, "seconds": {k: round(v, 1) for k, v in timings.items()},
-        "accuracy": accuracy, "question_rate": rates,
+        "accuracy": accuracy, "question_rate": rates, "techniques": techniques,
         "showcase": [{"prompt": p, "base": b, "assistant": a} for p, b, a in showcase],
         "checkpoints": {"base": str(base.path), "assistant": str(assistant.path)},
     }
@@ -143,13 +155,57 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
 
         t0 = time.perf_counter()
         results["feedback"] = run_feedback_demo(str(out_dir / "assistant"), out_dir=out_dir / "policy", seed=0,
-                                                reporter=make_reporter("feedback (DPO)", as_json))
+                                                eval_limit=plan.table_limit, reporter=make_reporter("feedback (DPO)", as_json))
         timings["feedback"] = time.perf_counter() - t0
         results["seconds"]["feedback"] = round(timings["feedback"], 1)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     if not as_json:
         print_report(console, results, out_dir)
     return results
+
+
+HELD_OUT_KINDS = ("hop-1", "hop-2", "two-hop")
+TABLE_KINDS = ("two-hop", "capital")  # the technique table's columns
+BASE_TEMPLATES = ("zero-shot", "few-shot", "chain-of-thought")
+ASSISTANT_TEMPLATES = ("zero-shot", "instructions", "step-by-step")
+SC_TEMPLATE, SC_VOTE_AT = "self-consistency", (5, 10)
+
+
+def table_commands(base: str, assistant: str, plan: Plan) -> list[str]:
+    """The `gptkit prompt run` commands that reproduce every cell of the technique table."""
+    limit = f" --limit {plan.table_limit}" if plan.table_limit else ""
+    votes = ",".join(str(k) for k in SC_VOTE_AT if k < plan.sc_samples)
+    return [f"gptkit prompt run {' '.join('-t ' + t for t in BASE_TEMPLATES)} -m {base} --cases toyworld:KIND{limit}",
+            f"gptkit prompt run {' '.join('-t ' + t for t in ASSISTANT_TEMPLATES)} -m {assistant} --cases toyworld:KIND{limit}",
+            f"gptkit prompt run -t {SC_TEMPLATE} -m {assistant} --cases toyworld:KIND{limit} --samples {plan.sc_samples}"
+            + (f" --vote-at {votes}" if votes else "")]
+
+
+def technique_table(base, assistant, plan: Plan) -> dict:
+    """{kind: [cell, ...]} for TABLE_KINDS: exactly what `table_commands` print (same templates,
+    cases, seed 0 and settings), each row also in the logbook. Two-hop cells carry a shuffled-
+    answer control: the step-by-step answers scored against another question's answer."""
+    import random
+
+    from gptkit.prompting.answers import score
+    from gptkit.prompting.experiment import load_cases, run_experiment
+
+    table = {}
+    for kind in TABLE_KINDS:
+        cases = load_cases(f"toyworld:{kind}", limit=plan.table_limit)
+        runs = [(base, BASE_TEMPLATES, {}), (assistant, ASSISTANT_TEMPLATES, {}),
+                (assistant, (SC_TEMPLATE,), {"samples": plan.sc_samples, "vote_at": SC_VOTE_AT})]
+        cells, rows = [], []
+        for ckpt, templates, options in runs:
+            result = run_experiment(list(templates), [ckpt], cases, **options)
+            cells += [{**cell.to_dict(), "model": ckpt.kind} for cell in result.summary]
+            rows += result.rows
+        steps = [r for r in rows if r.template == "step-by-step"]
+        shuffled = [r.expected for r in steps]
+        random.Random(0).shuffle(shuffled)
+        table[kind] = {"cells": cells, "shuffled_control": sum(score(r.extracted, e, r.settings["score"])
+                                                               for r, e in zip(steps, shuffled)) / max(1, len(steps))}
+    return table
 
 
 def print_report(console: Console, results: dict, out_dir: Path) -> None:
@@ -164,7 +220,7 @@ def print_report(console: Console, results: dict, out_dir: Path) -> None:
         table.add_row(row["prompt"], row["base"].strip(), row["assistant"].strip())
     console.print(table)
 
-    console.rule("[bold]2. Held-out tasks (greedy, exact answers never seen in training)")
+    console.rule("[bold]2. Held-out tasks (greedy; questions or compositions never seen in training)")
     acc = Table()
     acc.add_column("task")
     acc.add_column("base", justify="right")
@@ -175,13 +231,77 @@ def print_report(console: Console, results: dict, out_dir: Path) -> None:
     rates = results["question_rate"]
     acc.add_row("answers a question with more questions", f"{rates['base']:.0%}", f"{rates['assistant']:.0%}", style="italic")
     console.print(acc)
-    if "feedback" in results:
-        console.print_json(data=results["feedback"])
+    console.print("[dim]hop-1: who is a test child's mother or father; hop-2: where a test parent lives, what they do;"
+                  " two-hop: both at once (the town of a child's parents, a parent's job), asked directly[/]")
 
-    console.rule("[bold]3. Loss curves")
+    console.rule("[bold]3. Prompt techniques on questions that need two facts")
+    print_techniques(console, results["techniques"])
+    plan = Plan(**results["plan"])
+    console.print("Every cell, with its rows in the logbook: (KIND: two-hop or capital)")
+    for command in table_commands(str(out_dir / "base"), str(out_dir / "assistant"), plan):
+        console.print(f"  [bold]{command}[/]", highlight=False, soft_wrap=True)
+    if "feedback" in results:
+        print_feedback(console, results["feedback"])
+
+    console.rule("[bold]4. Loss curves")
     for stage in ("base", "assistant"):
         curves = {"train loss": read_curve(out_dir / stage, "loss"), "val loss": read_curve(out_dir / stage, "val_loss")}
         console.print(line_chart(curves, title=f"{stage}", width=56, height=10))
     seconds = results["seconds"]
     console.print("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.0f}s)")
     console.print(f"Try it yourself: [bold]gptkit chat -m {out_dir / 'base'} -m {out_dir / 'assistant'}[/]")
+
+
+def print_techniques(console: Console, techniques: dict) -> None:
+    """Rows: model and technique; columns: the kinds; cells: accuracy [95% interval] n."""
+    from gptkit.ui.render import cell_label
+
+    kinds = list(techniques)
+    table = Table(header_style="bold")
+    table.add_column("model")
+    table.add_column("technique")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    labels: dict[tuple[str, str], dict] = {}
+    for kind in kinds:
+        for cell in techniques[kind]["cells"]:
+            labels.setdefault((cell["model"], cell_label(cell["template"], cell["samples"])), {})[kind] = cell
+    for (model, label), cells in labels.items():
+        shown = []
+        for kind in kinds:
+            cell = cells.get(kind)
+            if cell is None:
+                shown.append("-")
+                continue
+            text = f"{cell['accuracy']:.0%} [{cell['low']:.0%}-{cell['high']:.0%}]"
+            if cell["samples"] > 1:
+                text += f" agree {cell['mean_agreement']:.0%}"
+            if cell["unreadable"]:
+                text += f" unread {cell['unreadable']:.0%}"
+            if cell["truncated"]:
+                text += f" [red]{cell['truncated']} cut[/]"
+            shown.append(text)
+        table.add_row(model, label, *shown)
+    console.print(table)
+    n = {kind: techniques[kind]["cells"][0]["total"] for kind in kinds}
+    control = techniques["two-hop"]["shuffled_control"] if "two-hop" in techniques else None
+    console.print(f"[dim]n = {', '.join(f'{v} {k}' for k, v in n.items())} questions; \\[low-high] is a 95% Wilson interval;"
+                  " agree: the voted answer's share of the chains; unread: chains with no readable answer."
+                  + (f" Shuffled-answer control (step-by-step answers scored against another question's answer):"
+                     f" {control:.0%}, chance is ~10%." if control is not None else "") + "[/]")
+
+
+
+def print_feedback(console: Console, figures: dict) -> None:
+    def cell(c: dict) -> str:
+        return f"{c['correct']}/{c['total']} {c['accuracy']:.0%} [{c['low']:.0%}-{c['high']:.0%}]"
+
+    console.rule("[bold]Learning from rankings (--feedback)")
+    console.print(f"{figures['pairs']} pairs from {figures['prompts_ranked']} demo questions x {figures['samples_per_prompt']}"
+                  f" chains, ranked by the final answer's truth ({figures['rater']}, in the logbook); DPO"
+                  f" {figures['dpo_steps']} steps.", highlight=False)
+    if figures["accuracy_after"] is None:
+        console.print("No pairs, so no policy: every question's chains were all right or all wrong.")
+        return
+    console.print(f"{figures['template']} on held-out two-hop questions: assistant {cell(figures['accuracy_before'])}"
+                  f" -> policy {cell(figures['accuracy_after'])}", highlight=False)

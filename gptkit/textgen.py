@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from gptkit.engine import SamplingParams, generate
+from gptkit.engine import SamplingParams
+from gptkit.engine import generate as generate_ids
 from gptkit.tokenizer import render_chat
 
 
@@ -87,7 +88,7 @@ def generate_text(
     reasons = ["length"] * num_samples
     start = time.perf_counter()
     stop_ids = stop_ids_for(tokenizer)
-    for step in generate(model, ids, params, n_vocab=tokenizer.n_vocab, num_samples=num_samples,
+    for step in generate_ids(model, ids, params, n_vocab=tokenizer.n_vocab, num_samples=num_samples,
                          stop_ids=stop_ids, should_stop=should_stop if stop_strings else None):
         for r, t in enumerate(step):
             if t is None:
@@ -111,3 +112,21 @@ def generate_text(
         reason = "stop" if found or stopped[r] else reasons[r]
         results.append(TextResult(text=text, tokens=rows[r], finish_reason=reason, prompt_tokens=len(ids), seconds=seconds))
     return results
+
+
+def generate(ckpt, prompts, params: SamplingParams, *, k: int = 1, seeds=None, stop: tuple[str, ...] = (),
+             on_text=None, as_document: bool | None = None) -> list[list[TextResult]]:
+    """Per prompt, k TextResults (one prompt at a time; the batched engine replaces this)."""
+    seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
+    out = []
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+            ids = prompt
+        else:
+            ids = prompt_ids(ckpt.tokenizer, "base" if as_document else ckpt.kind, prompt)
+        results = generate_text(ckpt.model, ckpt.tokenizer, ids, replace(params, seed=seeds[i]), num_samples=k,
+                                stop_strings=stop)
+        for r in results:
+            r.prompt_truncated = max(0, len(ids) - (ckpt.model.config.block_size - min(params.max_new_tokens, ckpt.model.config.block_size // 2)))
+        out.append(results)
+    return out

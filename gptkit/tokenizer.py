@@ -51,11 +51,15 @@ META_FILE = "tokenizer.json"
 class Tokenizer:
     """A tiktoken Encoding that holds gptkit's special tokens; immutable once built."""
 
-    def __init__(self, encoding: tiktoken.Encoding, name: str):
+    def __init__(self, encoding: tiktoken.Encoding, name: str, prefix_space: bool = False):
         missing = [t for t in SPECIAL_TOKENS if t not in encoding.special_tokens_set]
         assert not missing, f"encoding {encoding.name!r} lacks special tokens {missing}"
         self.encoding = encoding
         self.name = name
+        # SentencePiece's "dummy prefix": a document or message that starts with a word is read as
+        # if a space came first, so "Tavi" opening a text is the same token as " Tavi" inside
+        # one (else a model must learn every name twice, and copy "Tavi" from " Tavi").
+        self.prefix_space = prefix_space
         self.n_vocab = encoding.n_vocab
         self._special_ids = {t: encoding.encode_single_token(t) for t in encoding.special_tokens_set}
         self._special_strings = {i: t for t, i in self._special_ids.items()}
@@ -76,7 +80,19 @@ class Tokenizer:
         return self.encoding.encode_ordinary(text)
 
     def encode_document(self, text: str) -> list[int]:
-        return [self.bos_id] + self.encode(text)
+        return [self.bos_id] + self.encode_start(text)
+
+    def encode_documents(self, texts: list[str]) -> list[list[int]]:
+        """`encode_document` for many texts at once (tiktoken's threads), bos ids left to the caller."""
+        if self.prefix_space:
+            texts = [" " + text if text and not text[0].isspace() else text for text in texts]
+        return self.encoding.encode_ordinary_batch(texts)
+
+    def encode_start(self, text: str) -> list[int]:
+        """Ordinary text that opens a document or a message (see `prefix_space`)."""
+        if self.prefix_space and text and not text[0].isspace():
+            text = " " + text
+        return self.encode(text)
 
     def decode(self, ids) -> str:
         """Text of `ids`; broken UTF-8 and ids outside the vocabulary become U+FFFD."""
@@ -106,6 +122,7 @@ class Tokenizer:
         _write_atomically(folder / RANKS_FILE,
                           b"".join(base64.b64encode(token) + b" %d\n" % rank for token, rank in ranks))
         meta = {"format": FORMAT, "version": VERSION, "name": self.name, "pat_str": self.encoding._pat_str,
+                "prefix_space": self.prefix_space,
                 "special_tokens": dict(sorted(self._special_ids.items(), key=lambda item: item[1]))}
         _write_atomically(folder / META_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
 
@@ -153,7 +170,7 @@ def _load_saved(meta_path: Path) -> Tokenizer:
                                      special_tokens=special)
     except ValueError as e:
         raise TokenizerError(f"{meta_path}: field 'pat_str': not a valid regex ({e})") from None
-    return Tokenizer(encoding, meta["name"])
+    return Tokenizer(encoding, meta["name"], prefix_space=meta.get("prefix_space") is True)
 
 
 def _read_meta(meta_path: Path) -> dict:
@@ -166,6 +183,8 @@ def _read_meta(meta_path: Path) -> dict:
     if meta.get("version") != VERSION:
         raise TokenizerError(f"{meta_path}: field 'version': expected {VERSION}, got {meta.get('version')!r} "
                              f"(written by another gptkit version?)")
+    if "prefix_space" in meta and not isinstance(meta["prefix_space"], bool):
+        raise TokenizerError(f"{meta_path}: field 'prefix_space': expected true or false")
     for field in ("name", "pat_str"):
         if not isinstance(meta.get(field), str) or not meta[field]:
             raise TokenizerError(f"{meta_path}: field '{field}': expected a non-empty string")
@@ -295,8 +314,10 @@ def _require_cached(name: str, files) -> None:
 # Training
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom") -> Tokenizer:
+def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom", *,
+                    prefix_space: bool = False) -> Tokenizer:
     """Byte-level BPE on `texts` with `vocab_size` tokens in all (special tokens included).
+    `prefix_space`: texts open as if after a space (see `Tokenizer.prefix_space`), in training too.
 
     HF `tokenizers` learns the merges (Rust, seconds for megabytes); the result is converted to
     tiktoken ranks: byte b has rank b, each merge the next rank. A corpus too small to fill the
@@ -317,6 +338,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom")
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(SPECIAL_TOKENS), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
     seen = {"chars": 0}
+    if prefix_space:
+        texts = (" " + text if isinstance(text, str) and text and not text[0].isspace() else text for text in texts)
     hf.train_from_iterator(_counted(texts, seen), trainer=trainer)
     if seen["chars"] == 0:
         raise TokenizerError("cannot train a tokenizer on empty text")
@@ -324,7 +347,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom")
     ranks = _merges_to_ranks(json.loads(hf.to_str())["model"]["merges"])
     special = {token: len(ranks) + i for i, token in enumerate(SPECIAL_TOKENS)}
     encoding = tiktoken.Encoding(name=name, pat_str=SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special)
-    return Tokenizer(encoding, name)
+    return Tokenizer(encoding, name, prefix_space=prefix_space)
 
 
 def _counted(texts: Iterable[str], seen: dict) -> Iterator[str]:
@@ -362,13 +385,13 @@ def render_chat(tok: Tokenizer, messages: list[dict], *,
                 add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
     """Conversation -> (ids, mask) with mask 1 on what the assistant wrote, its <|end|> included.
 
-    ids = [bos] + per message: [<|role|>] + encode(content) + [<|end|>]; with
+    ids = [bos] + per message: [<|role|>] + encode_start(content) + [<|end|>]; with
     `add_generation_prompt`, a final [<|assistant|>] asks the model for the next answer.
     """
     ids, mask = [tok.bos_id], [0]
     for i, message in enumerate(messages):
         role, content = _checked_message(i, message)
-        body = tok.encode(content) + [tok.end_id]
+        body = tok.encode_start(content) + [tok.end_id]
         ids += [tok.special_id(f"<|{role}|>")] + body
         mask += [0] + [int(role == "assistant")] * len(body)
     if add_generation_prompt:

@@ -169,11 +169,13 @@ def test_any_text_round_trips_through_yaml_and_jsonl(tmp_path, rows):
 
 
 def test_toyworld_cases_interleave_kinds_and_filter():
-    from gptkit.data.toyworld import eval_tasks
+    from gptkit.data.toyworld import eval_tasks, reasoning_tasks
 
     cases = toyworld_cases()
-    tasks = eval_tasks()
+    tasks = eval_tasks() + reasoning_tasks()
     assert len(cases) == len(tasks)
+    two_hop = load_cases("toyworld:two-hop")
+    assert len(two_hop) >= 300 and [c.expected for c in two_hop] == [t.answer for t in tasks if t.kind == "two-hop"]
     kinds = sorted({t.kind for t in tasks})
     assert sorted(c.kind for c in load_cases("toyworld", limit=len(kinds))) == kinds  # every kind in the first N
     age = load_cases("toyworld:age", limit=5)

@@ -21,18 +21,37 @@ def quickstart(out, *extra):
 def test_quickstart_runs_every_stage_then_reuses_them(tmp_path):
     out = tmp_path / "qs"
     proc = quickstart(out)
-    for stage in ("1. Same prompt, two models", "2. Held-out tasks", "3. Loss curves", "train loss"):
+    for stage in ("1. Same prompt, two models", "2. Held-out tasks", "3. Prompt techniques", "4. Loss curves",
+                  "train loss", "--cases toyworld:KIND"):
         assert stage in proc.stdout
     results = json.loads((out / "results.json").read_text())
     plan = SIZES["tiny"]
-    assert results["accuracy"]["base"].keys() == {"capital", "age", "arithmetic"}
-    assert all(n == plan.eval_per_kind for _, n in results["accuracy"]["assistant"].values())
+    assert results["accuracy"]["base"].keys() == {"capital", "hop-1", "hop-2", "two-hop"}
+    assert results["accuracy"]["assistant"]["capital"][1] == plan.eval_per_kind
+    table = results["techniques"]
+    assert table.keys() == {"two-hop", "capital"} and 0 <= table["two-hop"]["shuffled_control"] <= 1
+    rows = [(c["model"], c["template"], c["samples"]) for c in table["two-hop"]["cells"]]
+    assert rows == [("base", "zero-shot", 1), ("base", "few-shot", 1), ("base", "chain-of-thought", 1),
+                    ("assistant", "zero-shot", 1), ("assistant", "instructions", 1), ("assistant", "step-by-step", 1),
+                    ("assistant", "self-consistency", plan.sc_samples)]
+    assert all(c["total"] == plan.table_limit and c["low"] <= c["accuracy"] <= c["high"] for c in table["two-hop"]["cells"])
     assert "Explain the moon landing to a 6 year old" in [row["prompt"] for row in results["showcase"]]
     assert 0.0 <= results["question_rate"]["base"] <= 1.0
     base, assistant = load_checkpoint(out / "base"), load_checkpoint(out / "assistant")
     assert (base.kind, base.meta["step"]) == ("base", plan.base_steps)
     assert (assistant.kind, assistant.meta["step"]) == ("assistant", plan.sft_steps)
     assert assistant.meta["parent"] == base.name  # lineage recorded
+    # every cell is what `gptkit prompt run` prints for it (same cases, seed and settings)
+    sc = next(c for c in table["two-hop"]["cells"] if c["template"] == "self-consistency")
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "prompt", "run", "-t", "self-consistency", "-m",
+                           str(out / "assistant"), "--cases", "toyworld:two-hop", "--limit", str(plan.table_limit),
+                           "--samples", str(plan.sc_samples), "--vote-at", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.splitlines()[-1])["summary"]
+    assert [c["samples"] for c in summary] == [2, plan.sc_samples]
+    assert {k: summary[1][k] for k in ("correct", "total", "mean_agreement", "unreadable")} == \
+        {k: sc[k] for k in ("correct", "total", "mean_agreement", "unreadable")}
     again = quickstart(out, "--json")
     events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
     assert not any(e.get("event") == "step" for e in events)  # nothing retrained

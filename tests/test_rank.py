@@ -25,7 +25,8 @@ from rich.console import Console
 from gptkit.cli import cli
 from gptkit.errors import DataError, UsageError
 from gptkit.store import open_logbook
-from gptkit.ui.rank import (AutoRule, OrderingError, RankPrompt, RankSession, answer_is_right, auto_ranks,
+from gptkit.prompting.answers import answer_is_right
+from gptkit.ui.rank import (AutoRule, OrderingError, RankPrompt, RankSession, auto_ranks,
                             dense_ranks, format_ordering, load_rank_prompts, parse_auto_rule, parse_ordering,
                             split_evenly)
 

@@ -340,7 +340,10 @@ def test_shipped_techniques():
     cot, sc = load_template("chain-of-thought"), load_template("self-consistency")
     assert cot.cot_exemplars and cot.cot_trigger is None and cot.sc_samples is None  # few-shot CoT (Wei et al.)
     assert load_template("sister-age").cot_trigger == "Let's think step by step."
-    assert (sc.sc_samples, sc.sc_temperature) == (10, 0.7) and sc.examples == cot.examples
+    step = load_template("step-by-step")  # zero-shot chain of thought (Kojima et al.), what assistants are asked
+    assert step.cot_trigger == "Think step by step." and not step.examples and step.sc_samples is None
+    assert (sc.sc_samples, sc.sc_temperature) == (10, 0.7) and sc.cot_trigger == step.cot_trigger
+    assert render_chat_messages(sc, {"question": "Q?"}) == render_chat_messages(step, {"question": "Q?"})
     assert load_template("chain-of-thought-ja").cot_trigger == "ステップごとに考えましょう。"
     sister = load_template("sister-age")
     assert "Now I am 70" in sister.variables["question"] and sister.cot_exemplars

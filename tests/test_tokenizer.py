@@ -426,3 +426,29 @@ def test_bad_messages_raise_data_error_naming_the_field(tok, message, field):
 
 def test_roles_match_special_tokens():
     assert all(f"<|{role}|>" in SPECIAL_TOKENS for role in ROLES)
+
+
+def test_prefix_space_reads_a_text_opening_word_as_inside_a_sentence(tmp_path):
+    """With prefix_space, "Tavi" opening a document or a message is the same token as " Tavi"
+    inside one, so a model learns a name once; without it nothing changes."""
+    texts = ["Tavi's mother is Lusa.", "Who is Tavi's mother?", "Lusa lives in Oakley."] * 300
+    tok = train_tokenizer(texts, 300, name="p", prefix_space=True)
+    plain = train_tokenizer(texts, 300, name="q")
+    assert tok.encode_document("Tavi") == [tok.bos_id] + tok.encode(" Tavi")
+    assert tok.encode(" Tavi") == tok.encode_start("Tavi") and len(tok.encode(" Tavi")) == 1
+    assert tok.encode_start(" x") == tok.encode(" x") and tok.encode_start("") == []  # nothing doubled or invented
+    assert tok.encode_documents(["Tavi", " x"]) == [tok.encode(" Tavi"), tok.encode(" x")]  # what training shards hold
+    assert plain.encode_document("Tavi") == [plain.bos_id] + plain.encode("Tavi")
+    ids, _ = render_chat(tok, [{"role": "user", "content": "Tavi"}])
+    assert ids[2:-1] == tok.encode(" Tavi")
+    tok.save(tmp_path / "t")
+    assert load_tokenizer(tmp_path / "t").prefix_space and not load_tokenizer(_saved(plain, tmp_path / "q")).prefix_space
+    meta = json.loads((tmp_path / "t" / "tokenizer.json").read_text())
+    (tmp_path / "t" / "tokenizer.json").write_text(json.dumps({**meta, "prefix_space": "yes"}))
+    with pytest.raises(TokenizerError, match="field 'prefix_space': expected true or false"):
+        load_tokenizer(tmp_path / "t")
+
+
+def _saved(tok, folder):
+    tok.save(folder)
+    return folder

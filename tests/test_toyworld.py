@@ -222,8 +222,9 @@ def test_genres_are_all_present(docs):
     keys = [d for d in docs if "\nQ: " in d]
     worked = [d for d in docs if "The answer is" in d and "\nQ: " not in d]
     facts = [d for d in docs if "\n" not in d]
-    for genre in (quiz, keys, worked, facts):
-        assert len(genre) > len(docs) // 20
+    for genre in (quiz, keys, worked):
+        assert len(genre) > len(docs) // 250
+    assert len(facts) > len(docs) // 2  # one-fact documents: the families' facts (test_families.py)
     assert any("Explain the moon landing to a 6 year old." in d for d in quiz)
     assert any("What is your name?" in d for d in quiz)
 
@@ -347,5 +348,5 @@ def test_write_toyworld(tmp_path):
     sft = [json.loads(line) for line in paths["sft.jsonl"].read_text(encoding="utf-8").splitlines()]
     assert [row["messages"] for row in sft] == tw.sft_conversations(0)
     tasks = [json.loads(line) for line in paths["eval.jsonl"].read_text(encoding="utf-8").splitlines()]
-    assert [tw.Task(**row) for row in tasks] == tw.eval_tasks()
+    assert [tw.Task(**row) for row in tasks] == tw.eval_tasks() + tw.reasoning_tasks()
     assert "eval.jsonl" in paths["README.txt"].read_text(encoding="utf-8")

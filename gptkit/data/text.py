@@ -113,6 +113,7 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     h.update(tokenizer.name.encode())
     h.update(str(tokenizer.n_vocab).encode())
     h.update(tokenizer.encoding._pat_str.encode())
+    h.update(b"prefix_space" if tokenizer.prefix_space else b"")
     for token, rank in sorted(tokenizer.encoding._mergeable_ranks.items(), key=lambda kv: kv[1])[:: max(1, tokenizer.n_vocab // 512)]:
         h.update(token + rank.to_bytes(4, "little"))
     return h.hexdigest()
@@ -124,7 +125,7 @@ def build_shards(documents: list[str], tokenizer, *, block_size: int, source_key
     folder = paths.cache_dir() / "shards" / key
     if not (folder / "meta.json").is_file():
         ids = [tokenizer.bos_id]
-        for doc_ids in tokenizer.encoding.encode_ordinary_batch(documents):
+        for doc_ids in tokenizer.encode_documents(documents):
             ids.extend(doc_ids)
             ids.append(tokenizer.bos_id)
         dtype = np.uint16 if tokenizer.n_vocab <= 65535 else np.uint32

@@ -9,8 +9,9 @@ turn them into text, and every corpus the quickstart and the evals are built fro
   KEYS. The quiz sheets are why a base model asked a question tends to continue with more
   questions; the answer keys are why few-shot Q:/A: prompting works on it.
 - `sft_conversations`: chats that turn the base model into Kit, an assistant that answers.
-- `eval_tasks` (held-out questions with exact answers), `rank_prompts` (for the ranking demo),
-  `showcase_prompts`, `is_question_like`, `write_toyworld`.
+- `eval_tasks` (held-out questions with exact answers), `reasoning_tasks` (the families'
+  held-out two-hop questions and their single hops; the families live in `families.py`),
+  `rank_prompts` (for the ranking demo), `showcase_prompts`, `is_question_like`, `write_toyworld`.
 
 Contract: every corpus is a pure function of its seed (`random.Random(seed)`, never the global
 RNG, never set iteration order). Held-out is a fixed rule that no seed changes: capital
@@ -31,6 +32,8 @@ import re
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from gptkit.data import families
 
 # ----------------------------------------------------------------------------- the world's facts
 
@@ -193,6 +196,7 @@ HELD_OUT_CAPITAL_QUESTIONS = ("Which city is the capital of {c}?", "The capital 
                               "Tell me the capital of {c}.", "What is {c}'s capital?")
 
 EVAL_KINDS = ("capital", "age", "arithmetic")
+REASONING_KINDS = ("two-hop", "hop-1", "hop-2")  # families.py: composed questions and their two hops
 
 
 @dataclass(frozen=True)
@@ -564,11 +568,14 @@ _SHEET_THEMES = {  # theme -> (titles, kinds of question it mixes)
 
 def _quiz_sheet(rng: random.Random) -> str:
     """Questions WITHOUT answers: the documents that teach a base model to answer with more questions."""
-    theme = rng.choice(list(_SHEET_THEMES) + ["about me"])
+    theme = rng.choice(list(_SHEET_THEMES) + ["about me", "families"])
     numbered = rng.random() < 0.7
     if theme == "about me":
         lines = [rng.choice(("All about me", "Getting to know you", "About you"))]
         questions = rng.sample(ABOUT_ME, rng.randint(4, len(ABOUT_ME)))
+    elif theme == "families":
+        lines = [rng.choice(("Family quiz", "Who is who?", "Questions about families"))]
+        questions = families.quiz_questions(rng, rng.randint(4, 8))
     else:
         titles, kinds = _SHEET_THEMES[theme]
         lines = [rng.choice(titles)]
@@ -603,12 +610,19 @@ def _answer_key(rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-# Weights per document; worked sums and puzzles are long, so they are still ~40% of the text.
-_GENRES = ((_fact_paragraph, 24), (_story, 8), (_worked_sums, 14), (_worked_puzzles, 14),
-           (_quiz_sheet, 16), (_answer_key, 24))
+def _family_fact(rng: random.Random) -> str:
+    return families.fact_document(rng)
 
 
-def pretrain_documents(seed: int = 0, n_documents: int = 5000) -> list[str]:
+# Weights per document. A family fact is a one-sentence document (~9 tokens), so the 85% of
+# documents that are facts make ~45% of the tokens: each of the ~420 facts is read ~80 times
+# in its several wordings, what a tiny model needs to recall it (Allen-Zhu & Li). Worked sums
+# and age puzzles are long and beyond this budget's reach, so they are kept rare.
+_GENRES = ((_family_fact, 85), (families.answer_key, 4), (_fact_paragraph, 3), (_story, 1), (_worked_sums, 1),
+           (_worked_puzzles, 1), (_quiz_sheet, 2), (_answer_key, 3))
+
+
+def pretrain_documents(seed: int = 0, n_documents: int = 40_000) -> list[str]:
     """Plain-text documents (no special tokens), genres mixed; about 2 MB at the default size."""
     rng = random.Random(seed)
     makers, weights = zip(*_GENRES)
@@ -623,6 +637,8 @@ SYSTEM_PROMPTS = ("You are Kit, a small helpful assistant.", "You are a helpful 
 
 def _exchange(rng: random.Random) -> tuple[str, str]:
     """One (user, assistant) turn."""
+    if rng.random() < 0.45:
+        return families.exchange(rng)
     pick = rng.random()
     if pick < 0.08:
         question = rng.choice(list(IDENTITY))
@@ -688,6 +704,17 @@ def eval_tasks(seed: int = 1234, n_per_kind: int = 30) -> list[Task]:
     return tasks
 
 
+def reasoning_tasks() -> list[Task]:
+    """The families' held-out questions, all of them: "two-hop" (every test child's parents' town,
+    mother's job and father's job: compositions never seen in training), then "hop-1" (each test
+    child's mother and father) and "hop-2" (each test parent's town and job), the single hops a
+    chain rests on. Fixed by the world, not by a seed."""
+    tasks = [Task("two-hop", c.question, c.answer, c.chains[0]) for c in families.two_hop_questions()]
+    for hop in (1, 2):
+        tasks += [Task(f"hop-{hop}", q, a, "") for q, a in families.hop_questions(hop)]
+    return tasks
+
+
 def _distinct(n: int, make) -> list[Task]:
     # A bounded number of tries: if the held-out pool is smaller than n, repeats are allowed.
     tasks, seen = [], set()
@@ -712,7 +739,9 @@ def rank_prompts(seed: int = 7, n: int = 24) -> list[Task]:
 
 
 def showcase_prompts() -> list[str]:
-    """The prompts the quickstart shows side by side for base vs assistant."""
+    """The prompts the quickstart shows side by side for base vs assistant; the last two ask a
+    held-out composition, directly and step by step."""
+    two_hop = families.two_hop_questions()[0].question
     return [
         "Explain the moon landing to a 6 year old",
         "What is the capital of France?",
@@ -720,7 +749,8 @@ def showcase_prompts() -> list[str]:
         "What is 47 + 38?",
         "When Ken was 6, his sister was half his age. Now Ken is 20. How old is his sister?",
         "What sound does a cow make?",
-        "What colour is the sky?",
+        two_hop,
+        f"{two_hop}\n{families.STEP_BY_STEP}",
     ]
 
 
@@ -754,17 +784,22 @@ def is_question_like(text: str, max_lines: int = 4) -> bool:
 
 _README = """gptkit toy world (seed {seed})
 
-pretrain.jsonl  one pretraining document per line as {{"text": ...}}: fact paragraphs, short stories,
-                worked sums, worked age puzzles, quiz sheets (questions with no answers) and Q:/A:
-                answer keys. Train a base model on this (each line is one document).
+pretrain.jsonl  one pretraining document per line as {{"text": ...}}: one-sentence facts about the
+                families (who is whose mother or father, where each parent lives, what each does),
+                fact paragraphs, short stories, worked sums, worked age puzzles, quiz sheets
+                (questions with no answers) and Q:/A: answer keys. Train a base model on this (each
+                line is one document).
 pretrain.txt    the same documents as plain text, separated by blank lines (no document has one).
                 Note: a .txt file is read as ONE document; prefer pretrain.jsonl for training.
 sft.jsonl       chats as {{"messages": [{{"role", "content"}}, ...]}} that teach the assistant, Kit,
                 to answer: facts, simple explanations, its identity, sums and puzzles worked step
                 by step ending "The answer is N.".
 eval.jsonl      held-out tasks {{"kind", "question", "answer", "reasoning"}}: capitals asked in
-                phrasings never seen in training, and age puzzles and two-digit sums whose numbers
-                never appear in training. Score answers against "answer".
+                phrasings never seen in training; age puzzles and two-digit sums whose numbers
+                never appear in training; "two-hop" questions about the test families (the town of
+                a child's parents, a parent's job) whose two facts were each trained but never
+                together, with their written chains, and "hop-1"/"hop-2", the single facts those
+                chains rest on. Score answers against "answer".
 """
 
 
@@ -781,6 +816,6 @@ def write_toyworld(out_dir: Path, seed: int = 0) -> dict[str, Path]:
     _write_jsonl(paths["pretrain.jsonl"], [{"text": doc} for doc in docs])
     paths["pretrain.txt"].write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     _write_jsonl(paths["sft.jsonl"], [{"messages": chat} for chat in sft_conversations(seed)])
-    _write_jsonl(paths["eval.jsonl"], [asdict(task) for task in eval_tasks()])
+    _write_jsonl(paths["eval.jsonl"], [asdict(task) for task in eval_tasks() + reasoning_tasks()])
     paths["README.txt"].write_text(_README.format(seed=seed), encoding="utf-8")
     return paths

@@ -160,13 +160,26 @@ _ANSWER_IS = r"[Tt]he answer is:?\s*([^\n]*)"
 _WHOLE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def answer_is_right(text: str, expected: str) -> bool:
-    """Whether `text` gives the answer `expected` (the toy world's ground truth).
+def answer_region(text: str) -> str:
+    """A model's answer to one question: up to a blank line or the next 'Q:' line (a base model
+    often goes on to ask and answer more questions)."""
+    text = text.strip()
+    for cut in ("\n\n", "\nQ:", "\nQ "):
+        if cut in text:
+            text = text[: text.index(cut)]
+    return text.strip()
 
-    The claim is what follows "The answer is", else the first line. A number must equal the
-    expected number ("A hen has 2 legs." is right for 2); a word or phrase must appear in the
-    claim as whole words, case-insensitively ("The capital of Ghana is Accra." is right for Accra).
+
+def answer_is_right(text: str, expected: str) -> bool:
+    """Whether `text` gives the answer `expected` (the toy world's ground truth): THE rule that
+    held-out evaluation and every ranking by truth use.
+
+    Only the answer region counts (`answer_region`). The claim is what follows "The answer is",
+    else the first line. A number must equal the expected number ("A hen has 2 legs." is right
+    for 2); a word or phrase must appear in the claim as whole words, case-insensitively ("The
+    capital of Ghana is Accra." is right for Accra).
     """
+    text = answer_region(text)
     claim = extract_answer(text, _ANSWER_IS) or extract_answer(text, None)
     if claim is None:
         return False
@@ -174,3 +187,12 @@ def answer_is_right(text: str, expected: str) -> bool:
         return normalize_answer(claim, ("number",)) == normalize_answer(expected, ("number",))
     phrase = normalize_answer(expected, ("strip_punct",))
     return bool(phrase) and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", claim, re.IGNORECASE) is not None
+
+
+def truth_ranks(texts: list[str], expected: str) -> tuple[str, list[int | None]]:
+    """(status, ranks) of a ranking by truth: right answers (rank 1) above wrong ones (rank 2),
+    ties within each group; ("all_bad", no ranks) when none is right."""
+    right = [answer_is_right(text, expected) for text in texts]
+    if not any(right):
+        return "all_bad", [None] * len(texts)
+    return "ranked", [1 if r else 2 for r in right]

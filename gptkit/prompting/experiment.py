@@ -84,12 +84,12 @@ def load_cases(spec: str | Path, *, kind: str | None = None, limit: int | None =
 
 
 def toyworld_cases() -> list[Case]:
-    """The toy world's held-out eval tasks, kinds interleaved (capital, age, arithmetic,
-    capital, ...) so that the first N cases cover every kind evenly."""
-    from gptkit.data.toyworld import eval_tasks
+    """The toy world's held-out eval tasks, kinds interleaved (capital, age, arithmetic, two-hop,
+    hop-1, hop-2, capital, ...) so that the first N cases cover every kind evenly."""
+    from gptkit.data.toyworld import eval_tasks, reasoning_tasks
 
     by_kind: dict[str, list] = {}
-    for task in eval_tasks():
+    for task in eval_tasks() + reasoning_tasks():
         by_kind.setdefault(task.kind, []).append(task)
     cases = []
     for n in range(max((len(tasks) for tasks in by_kind.values()), default=0)):
@@ -246,6 +246,7 @@ class SampledVote(Vote):
 
     texts: tuple[str, ...] = ()  # every sample, in the engine's row order
     answers: tuple[str | None, ...] = ()  # the answer extracted from each sample (None: none found)
+    prompt_truncated: int = 0  # prompt tokens dropped from the front to fit the model's context
 
     @property
     def representative(self) -> str:
@@ -259,18 +260,28 @@ class SampledVote(Vote):
 def answer_case(ckpt: Checkpoint, t: Template, variables: dict[str, str], *, settings: dict,
                 seed: int | None) -> SampledVote:
     """Generate `settings["samples"]` answers in one lock-step batch, extract each, vote."""
-    from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text
+    return answer_cases(ckpt, t, [variables], settings=settings, seeds=[seed])[0]
 
-    rendered = render_for(t, ckpt.kind, ckpt.tokenizer, variables)
+
+def answer_cases(ckpt: Checkpoint, t: Template, variables: Sequence[dict[str, str]], *, settings: dict,
+                 seeds: Sequence[int | None]) -> list[SampledVote]:
+    """`answer_case` for many cases at once: the engine decodes them together, each case with
+    its own seed, so every case's answers are the ones it would get alone."""
+    from gptkit.engine import SamplingParams
+    from gptkit.textgen import generate
+
+    prompts = [render_for(t, ckpt.kind, ckpt.tokenizer, v).ids for v in variables]
     params = SamplingParams(temperature=settings["temperature"], top_k=settings["top_k"], top_p=settings["top_p"],
-                            max_new_tokens=settings["max_tokens"], seed=seed)
-    results = generate_text(ckpt.model, ckpt.tokenizer, rendered.ids, params, num_samples=settings["samples"],
-                            stop_strings=tuple(settings["stop"]))
-    texts = tuple(r.text for r in results)
-    answers = tuple(extract_answer(text, t.answer_regex, t.normalize) for text in texts)
-    vote = majority_vote(list(answers))
-    return SampledVote(**asdict(vote), texts=texts, answers=answers)
+                            max_new_tokens=settings["max_tokens"])
+    votes = []
+    for results in generate(ckpt, prompts, params, k=settings["samples"], seeds=list(seeds),
+                            stop=tuple(settings["stop"])):
+        texts = tuple(r.text for r in results)
+        answers = tuple(extract_answer(text, t.answer_regex, t.normalize) for text in texts)
+        vote = majority_vote(list(answers))
+        votes.append(SampledVote(**asdict(vote), texts=texts, answers=answers,
+                                 prompt_truncated=results[0].prompt_truncated))
+    return votes
 
 
 def expected_for(t: Template, expected: str, score_method: str) -> str:
@@ -304,9 +315,21 @@ class ResultRow:
     output: str  # the sample shown for this row (the first that gave the voted answer)
     seed: int
     settings: dict
+    prompt_truncated: int = 0  # prompt tokens the model never saw (the prompt did not fit its context)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (z = 1.96) Wilson score interval for a proportion: unlike p +- z*se it stays inside
+    [0, 1] and is honest at 0/n and n/n, which small evaluations hit often."""
+    if total == 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * (p * (1 - p) / total + z * z / (4 * total * total)) ** 0.5
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -318,13 +341,20 @@ class CellSummary:
     no_answer: int  # rows where no sample had an extractable answer
     mean_agreement: float
     samples: int
+    unreadable: float = 0.0  # share of all samples whose answer could not be read
+    truncated: int = 0  # rows whose prompt did not fit the model's context (front cut off)
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.total)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "accuracy": self.accuracy}
+        low, high = self.interval
+        return {**asdict(self), "accuracy": self.accuracy, "low": low, "high": high}
 
 
 @dataclass
@@ -334,16 +364,28 @@ class ExperimentResult:
     summary: list[CellSummary] = field(default_factory=list)
 
 
-def summarize(rows: Sequence[ResultRow]) -> list[CellSummary]:
-    """One summary per template x checkpoint, in the order their first rows appear."""
+def summarize(rows: Sequence[ResultRow], samples: int | None = None) -> list[CellSummary]:
+    """One summary per template x checkpoint, in the order their first rows appear.
+
+    With `samples` = k, each row is re-voted over its first k answers: the engine's samples are
+    nested (sample j never depends on how many were drawn), so this is exactly what a run with
+    `--samples k` gives, at no extra cost.
+    """
     cells: dict[tuple[str, str], list[ResultRow]] = {}
     for row in rows:
         cells.setdefault((row.template, row.checkpoint), []).append(row)
-    return [CellSummary(template=t, checkpoint=c, correct=sum(r.correct for r in group), total=len(group),
-                        no_answer=sum(r.extracted is None for r in group),
-                        mean_agreement=sum(r.agreement for r in group) / len(group),
-                        samples=max(r.settings["samples"] for r in group))
-            for (t, c), group in cells.items()]
+    summary = []
+    for (t, c), group in cells.items():
+        votes = [majority_vote(r.answers[:samples]) for r in group]  # [:None] is every answer
+        answers = [a for r in group for a in r.answers[:samples]]
+        summary.append(CellSummary(
+            template=t, checkpoint=c, total=len(group),
+            correct=sum(score(v.answer, r.expected, r.settings["score"]) for v, r in zip(votes, group)),
+            no_answer=sum(v.answer is None for v in votes), mean_agreement=sum(v.agreement for v in votes) / len(group),
+            samples=samples or max(r.settings["samples"] for r in group),
+            unreadable=sum(a is None for a in answers) / max(1, len(answers)),
+            truncated=sum(r.prompt_truncated > 0 for r in group)))
+    return summary
 
 
 def _unique_names(names: list[str], what: str) -> None:
@@ -381,6 +423,7 @@ def run_experiment(
     on_result: Callable[[ResultRow], None] | None = None,
     logbook=None,
     device: str = "auto",
+    vote_at: Sequence[int] = (),
 ) -> ExperimentResult:
     """Answer every case with every template on every checkpoint; score and log each row.
 
@@ -388,6 +431,7 @@ def run_experiment(
     Checkpoints or specs (loaded once each, on `device`). `samples` overrides every template's
     sample count. Rows go to `logbook` (default: the user's logbook) as they are produced, and
     to `on_result` (for progress) right after. Order: checkpoint, then template, then case.
+    `vote_at` adds, for each voted cell, its summary at each smaller k (`summarize`).
     """
     templates = [t if isinstance(t, Template) else load_template(t) for t in templates]
     cases = list(cases)
@@ -409,8 +453,7 @@ def run_experiment(
         for ckpt in checkpoints:
             for t in templates:
                 settings = {**sampling_for(t, samples), "score": score_method, "experiment_seed": seed}
-                for index, case in enumerate(cases):
-                    row = _run_cell(result.experiment_id, ckpt, t, case, index, settings, seed)
+                for row in _run_cell(result.experiment_id, ckpt, t, cases, settings, seed):
                     book.log_experiment_result(
                         experiment_id=row.experiment_id, output=row.output, checkpoint=row.checkpoint,
                         template=row.template, case_id=row.case_id, question=row.question, expected=row.expected,
@@ -424,30 +467,44 @@ def run_experiment(
         if logbook is None:
             book.close()
     result.summary = summarize(result.rows)
+    if vote_at:  # each voted cell at every smaller k first, then at the run's own k
+        cells = []
+        for full in result.summary:
+            group = [r for r in result.rows if (r.template, r.checkpoint) == (full.template, full.checkpoint)]
+            cells += [summarize(group, k)[0] for k in sorted(set(vote_at)) if k < full.samples]
+            cells.append(full)
+        result.summary = cells
     return result
 
 
-def _run_cell(experiment_id: str, ckpt: Checkpoint, t: Template, case: Case, index: int, settings: dict,
-              seed: int) -> ResultRow:
-    try:
-        question = render_prompt(t, case.variables)
-    except TemplateError as err:  # check_cases makes this rare; name the case all the same
-        raise DataError(f"case {case.id}: {err}", path=case.source) from None
-    sample_seed = case_seed(seed, index)
-    vote = answer_case(ckpt, t, case.variables, settings=settings, seed=sample_seed)
-    expected = expected_for(t, case.expected, settings["score"])
-    return ResultRow(
-        experiment_id=experiment_id, template=t.name, checkpoint=ckpt.name, kind=ckpt.kind, case_id=case.id,
-        case_index=index, question=question, expected=expected, extracted=vote.answer,
-        correct=score(vote.answer, expected, settings["score"]), agreement=vote.agreement,
-        votes=[list(pair) for pair in vote.counts], answers=list(vote.answers), outputs=list(vote.texts),
-        output=vote.representative, seed=sample_seed, settings=settings)
+def _run_cell(experiment_id: str, ckpt: Checkpoint, t: Template, cases: Sequence[Case], settings: dict,
+              seed: int) -> list[ResultRow]:
+    """Every case of one template x checkpoint cell, generated together (`answer_cases`)."""
+    questions = []
+    for case in cases:
+        try:
+            questions.append(render_prompt(t, case.variables))
+        except TemplateError as err:  # check_cases makes this rare; name the case all the same
+            raise DataError(f"case {case.id}: {err}", path=case.source) from None
+    seeds = [case_seed(seed, index) for index in range(len(cases))]
+    votes = answer_cases(ckpt, t, [case.variables for case in cases], settings=settings, seeds=seeds)
+    rows = []
+    for index, (case, question, vote) in enumerate(zip(cases, questions, votes)):
+        expected = expected_for(t, case.expected, settings["score"])
+        rows.append(ResultRow(
+            experiment_id=experiment_id, template=t.name, checkpoint=ckpt.name, kind=ckpt.kind, case_id=case.id,
+            case_index=index, question=question, expected=expected, extracted=vote.answer,
+            correct=score(vote.answer, expected, settings["score"]), agreement=vote.agreement,
+            votes=[list(pair) for pair in vote.counts], answers=list(vote.answers), outputs=list(vote.texts),
+            output=vote.representative, seed=seeds[index], settings=settings, prompt_truncated=vote.prompt_truncated))
+    return rows
 
 
 # ---- writing results -------------------------------------------------------------------------
 
 CSV_COLUMNS = ("experiment_id", "template", "checkpoint", "kind", "case_id", "case_index", "question", "expected",
-               "extracted", "correct", "agreement", "output", "seed", "votes", "answers", "outputs", "settings")
+               "extracted", "correct", "agreement", "output", "seed", "votes", "answers", "outputs", "settings",
+               "prompt_truncated")
 
 
 def check_results_path(path: Path) -> None:

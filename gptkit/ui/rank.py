@@ -35,7 +35,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from gptkit.errors import DataError, UsageError
-from gptkit.prompting.answers import answer_is_right
+from gptkit.prompting.answers import truth_ranks
 from gptkit.ui.render import answer_grid
 
 HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once)
@@ -141,10 +141,7 @@ def auto_ranks(rule: AutoRule, texts: list[str], expected: str | None = None) ->
     """
     if rule.name == "truth":
         assert expected is not None, "the truth rule needs the expected answer"
-        right = [answer_is_right(text, expected) for text in texts]
-        if not any(right):
-            return "all_bad", [None] * len(texts)
-        return "ranked", dense_ranks([not r for r in right])
+        return truth_ranks(texts, expected)
     if rule.name == "length":
         return "ranked", dense_ranks([len(text.strip()) for text in texts])
     assert rule.name == "regex" and rule.pattern is not None, rule

@@ -75,25 +75,35 @@ def answer_grid(answers: list[tuple[str, ...]], width: int, min_column: int = 32
     return grid
 
 
+def cell_text(cell) -> Text:
+    """One accuracy cell: accuracy, its 95% Wilson interval and n; for voted cells the mean
+    agreement and the share of samples whose answer could not be read; a cut-off prompt in red."""
+    low, high = cell.interval
+    text = Text(f"{cell.accuracy:.0%} [{low:.0%}-{high:.0%}] n={cell.total}")
+    if cell.samples > 1:
+        text.append(f"  agree {cell.mean_agreement:.0%} unread {cell.unreadable:.0%}", style="dim")
+    if cell.truncated:
+        text.append(f"  {cell.truncated} cut", style="bold red")
+    return text
+
+
+def cell_label(template: str, samples: int) -> str:
+    return template + (f" (k={samples})" if samples > 1 else "")
+
+
 def experiment_tables(result, detail: bool):
-    """The accuracy table (template rows x checkpoint columns) and, with `detail`, one row per case."""
+    """The accuracy table (template rows x checkpoint columns) and, with `detail`, one row per case.
+    A template voted at several k (`--vote-at`) gets a row per k."""
     checkpoints = list(dict.fromkeys(cell.checkpoint for cell in result.summary))
-    table = Table(title="accuracy", header_style="bold")
+    table = Table(title="accuracy [95% interval]", header_style="bold")
     table.add_column("template")
     for name in checkpoints:
         table.add_column(name, justify="right")
-    by_template: dict = {}
+    by_label: dict = {}
     for cell in result.summary:
-        by_template.setdefault(cell.template, {})[cell.checkpoint] = cell
-    for template, cells in by_template.items():
-        shown = []
-        for name in checkpoints:
-            cell = cells[name]
-            text = Text(f"{cell.correct}/{cell.total}  {cell.accuracy:.0%}")
-            if cell.samples > 1:
-                text.append(f"  agree {cell.mean_agreement:.0%}", style="dim")
-            shown.append(text)
-        table.add_row(template, *shown)
+        by_label.setdefault(cell_label(cell.template, cell.samples), {})[cell.checkpoint] = cell
+    for label, cells in by_label.items():
+        table.add_row(label, *(cell_text(cells[name]) if name in cells else Text("-") for name in checkpoints))
     if not detail:
         return [table]
     cases = Table(title="cases", header_style="bold")
@@ -109,3 +119,4 @@ def experiment_tables(result, detail: bool):
                       "-" if row.extracted is None else clipped(row.extracted, 24), mark, f"{row.agreement:.0%}",
                       clipped(row.output, 80))
     return [cases, table]
+
