@@ -1,4 +1,4 @@
-"""Checkpoints: atomic save/load in safetensors + JSON, and name/step resolution.
+"""Checkpoints: atomic save/load in safetensors + JSON, name/step resolution, and the kinds.
 
 A run is a folder (`checkpoints/NAME/` by default) holding one folder per saved step and a
 `LATEST` file naming the newest complete one:
@@ -14,7 +14,13 @@ Atomicity: a step is written into a hidden temporary folder, fsynced, renamed in
 then is LATEST replaced (os.replace, atomic). A crash at any moment leaves the previous step
 loadable. Nothing here uses pickle: files that look like pickles are refused, never executed.
 
-HF GPT-2 interop (import/export of a transformers folder) lives in `hf.py`.
+Kinds: every checkpoint is one of `KINDS`; `GENERATIVE_KINDS` write text (a reward model only
+scores it), and of those `CHAT_KINDS` were tuned on conversations, so they are prompted through
+`render_chat` and are what reward models and policies start from. Code that asks "can this
+checkpoint do X" uses these names, never its own tuple of strings.
+
+HF GPT-2 interop (import/export of a transformers folder) lives in `hf.py`. Must not know: the
+training loop or any objective (nothing here imports from `train/`).
 """
 
 import json
@@ -29,7 +35,9 @@ from gptkit.errors import CheckpointError
 
 FORMAT = "gptkit-checkpoint"
 VERSION = 1
-KINDS = ("base", "assistant", "reward", "policy")
+KINDS = ("base", "assistant", "policy", "reward")
+CHAT_KINDS = ("assistant", "policy")  # tuned on conversations: they read chats, not documents
+GENERATIVE_KINDS = ("base", *CHAT_KINDS)  # they write text; a reward model only scores it
 TIED = "lm_head.weight"  # shares storage with transformer.wte.weight; stored once
 
 
@@ -193,6 +201,22 @@ def _refuse_foreign_file(path: Path) -> None:
     raise CheckpointError(f"{path}: expected a checkpoint folder (meta.json + model.safetensors), got a file")
 
 
+def check_kind(step_dir: Path, kind: str, kinds: tuple[str, ...]) -> None:
+    """CheckpointError unless `kind` (the checkpoint in `step_dir`'s) is one of `kinds`."""
+    if kind not in kinds:
+        raise CheckpointError(f"{display_name(step_dir)}: is a {kind} checkpoint; expected {' or '.join(kinds)}")
+
+
+def peek_kind(spec: str | Path, kinds: tuple[str, ...] | None = None) -> str:
+    """A checkpoint's kind from its metadata alone (no weights, no torch); with `kinds`, a
+    CheckpointError unless it is one of them."""
+    step_dir = resolve_checkpoint(spec)
+    kind = read_meta(step_dir)["kind"]
+    if kinds is not None:
+        check_kind(step_dir, kind, kinds)
+    return kind
+
+
 def read_meta(step_dir: Path) -> dict:
     meta_path = step_dir / "meta.json"
     try:
@@ -206,6 +230,8 @@ def read_meta(step_dir: Path) -> dict:
     for key in ("kind", "config", "step"):
         if key not in meta:
             raise CheckpointError(f"{meta_path}: field '{key}' missing")
+    if meta["kind"] not in KINDS:
+        raise CheckpointError(f"{meta_path}: field 'kind': expected one of {', '.join(KINDS)}, got {meta['kind']!r}")
     return meta
 
 
@@ -266,8 +292,8 @@ def load_checkpoint(spec: str | Path, *, device: str = "cpu", kinds: tuple[str, 
 
     step_dir = resolve_checkpoint(spec)
     meta = read_meta(step_dir)
-    if kinds is not None and meta["kind"] not in kinds:
-        raise CheckpointError(f"{display_name(step_dir)}: is a {meta['kind']} checkpoint; expected {' or '.join(kinds)}")
+    if kinds is not None:
+        check_kind(step_dir, meta["kind"], kinds)
     tokenizer = load_tokenizer(step_dir)
     model = build_model(meta)
     load_weights(model, step_dir)

@@ -716,17 +716,14 @@ def prompt_show(template, model_spec, var_pairs, as_json):
 
     A base model reads a document; an assistant reads a chat with special tokens (magenta).
     """
-    from gptkit.checkpoint import display_name, read_meta, resolve_checkpoint
-    from gptkit.errors import CheckpointError
-    from gptkit.prompting.experiment import GENERATIVE_KINDS, render_for
+    from gptkit.checkpoint import GENERATIVE_KINDS, display_name, peek_kind, resolve_checkpoint
+    from gptkit.prompting.experiment import render_for
     from gptkit.prompting.templates import load_template
     from gptkit.tokenizer import load_tokenizer
 
     t = load_template(template)
     step_dir = resolve_checkpoint(model_spec)
-    kind = read_meta(step_dir)["kind"]  # the weights are not needed to render: tokenizer and kind only
-    if kind not in GENERATIVE_KINDS:
-        raise CheckpointError(f"{display_name(step_dir)}: is a {kind} checkpoint; expected {' or '.join(GENERATIVE_KINDS)}")
+    kind = peek_kind(step_dir, GENERATIVE_KINDS)  # the weights are not needed to render: tokenizer and kind only
     tok = load_tokenizer(step_dir)
     rendered = render_for(t, kind, tok, parse_vars(var_pairs))
     special = [i for i, token_id in enumerate(rendered.ids) if tok.is_special(token_id)]

@@ -307,9 +307,9 @@ def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
     """Write a transformers GPT-2 folder for a gptkit checkpoint, atomically; returns the folder."""
     from safetensors.torch import save_file
 
-    from gptkit.checkpoint import load_checkpoint
+    from gptkit.checkpoint import GENERATIVE_KINDS, load_checkpoint
 
-    ckpt = load_checkpoint(ckpt_spec, kinds=("base", "assistant", "policy"))
+    ckpt = load_checkpoint(ckpt_spec, kinds=GENERATIVE_KINDS)
     config, tokenizer = ckpt.model.config, ckpt.tokenizer
     if not config.bias:
         raise CheckpointError(f"{ckpt.name}: trained with bias=False; GPT-2 has biases, so transformers "

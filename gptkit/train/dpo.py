@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, sample_pair_batch, split_by_prompt
 from gptkit.device import to_device
-
-POLICY_INIT_KINDS = ("assistant", "policy")
 
 
 def token_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -118,7 +117,7 @@ def policy_start(init_from, run_dir: Path, resume: bool):
         return load_tokenizer(last), build_model(meta), lineage, meta
     if not init_from:
         raise UsageError("-m/--model: give the assistant (SFT) checkpoint to start the policy from")
-    ckpt = load_checkpoint(init_from, kinds=POLICY_INIT_KINDS)
+    ckpt = load_checkpoint(init_from, kinds=CHAT_KINDS)
     return ckpt.tokenizer, ckpt.model, {"parent": ckpt.name, "parent_path": str(ckpt.path.resolve())}, {}
 
 
@@ -141,7 +140,7 @@ def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float =
         beta, sft_weight = saved.get("beta", beta), saved.get("sft_weight", 0.0)
         if reporter:
             reporter.message(f"resuming with the run's own beta {beta} and sft_weight {sft_weight}")
-    reference = load_frozen(lineage["parent_path"], dc.device, POLICY_INIT_KINDS).model
+    reference = load_frozen(lineage["parent_path"], dc.device, CHAT_KINDS).model
     train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
     train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
     val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size) or train_pairs

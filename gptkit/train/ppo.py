@@ -30,12 +30,13 @@ from pathlib import Path
 
 import torch
 
+from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.chat import pad_batch
 from gptkit.data.preferences import encode_prompt, load_prompts, split_by_prompt
 from gptkit.engine import SamplingParams, generate
 from gptkit.errors import DataError, TrainingError, UsageError
 from gptkit.textgen import stop_ids_for
-from gptkit.train.dpo import POLICY_INIT_KINDS, load_frozen, policy_start, token_logprobs
+from gptkit.train.dpo import load_frozen, policy_start, token_logprobs
 
 ROLLOUTS = "rollouts"
 SCORING_BATCH = 32  # rows per forward when computing rollout log-probs and scores
@@ -281,7 +282,7 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
     if reward_ckpt.tokenizer.n_vocab != tokenizer.n_vocab or reward_ckpt.tokenizer.encode(probe) != tokenizer.encode(probe):
         raise UsageError(f"--reward: {reward_ckpt.name} uses another tokenizer than the policy; "
                          "train the reward model from the same SFT checkpoint")
-    reference = load_frozen(lineage["parent_path"], dc.device, POLICY_INIT_KINDS).model
+    reference = load_frozen(lineage["parent_path"], dc.device, CHAT_KINDS).model
     room = model.config.block_size - settings.max_new_tokens
     encoded = [(prompt, encode_prompt(tokenizer, prompt)) for prompt in load_prompts(data, include_synthetic=include_synthetic)]
     prompts = [(prompt, ids) for prompt, ids in encoded if len(ids) <= room]  # the engine would cut longer ones

@@ -18,11 +18,10 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, pair_batch, sample_pair_batch, split_by_prompt
 from gptkit.device import to_device
 from gptkit.model import GPT
-
-INIT_KINDS = ("assistant", "policy")  # an SFT model (or a tuned one): it already reads chats
 
 
 class RewardModel(GPT):
@@ -111,7 +110,7 @@ def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bo
     else:
         if not init_from:
             raise UsageError("-m/--model: give the assistant (SFT) checkpoint the reward model starts from")
-        ckpt = load_checkpoint(init_from, kinds=INIT_KINDS)
+        ckpt = load_checkpoint(init_from, kinds=CHAT_KINDS)  # an SFT model (or a tuned one): it already reads chats
         tokenizer, model, parent = ckpt.tokenizer, reward_model_from(ckpt.model), ckpt.name
     train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
     train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
