@@ -251,17 +251,13 @@ def read_tensors(path: Path) -> dict:
 
 
 def build_model(meta: dict):
-    from gptkit.model import GPT, GPTConfig
+    from gptkit.model import GPT, GPTConfig, RewardModel
 
     try:
         config = GPTConfig.from_dict(meta["config"])
     except (AssertionError, TypeError) as e:
         raise CheckpointError(f"bad model config in checkpoint metadata: {e}") from None
-    if meta["kind"] == "reward":
-        from gptkit.train.reward import RewardModel
-
-        return RewardModel(config)
-    return GPT(config)
+    return RewardModel(config) if meta["kind"] == "reward" else GPT(config)
 
 
 def load_weights(model, step_dir: Path) -> None:

@@ -149,9 +149,9 @@ def test_bradley_terry_learns_a_preference_that_generalises(tiny_checkpoints, tm
 
 
 def test_reward_checkpoint_reloads_with_identical_scores(tiny_checkpoints, tmp_path):
-    from gptkit.model import GPT
+    from gptkit.model import GPT, RewardModel
     from gptkit.train.loop import train
-    from gptkit.train.reward import RewardModel, RewardObjective, reward_model_from
+    from gptkit.train.reward import RewardObjective, reward_model_from
 
     sft = load_checkpoint(tiny_checkpoints["assistant"])
     model = reward_model_from(sft.model)

@@ -5,9 +5,9 @@ implies, and the model learns Bradley-Terry preferences: loss = -log sigmoid(r_c
 The reward of a conversation is read from the final hidden state at its last real token (the
 answer's `<|end|>`), where the whole prompt and answer are in view.
 
-`RewardModel` subclasses `GPT` so its state dict is GPT's plus `reward_head.*`: checkpoints save
-and load it like any other model (kind "reward"), and its trunk starts as the SFT model's. The
-head starts at zero, so every reward is 0 and the first loss is exactly log 2.
+The architecture, `RewardModel` (GPT plus a zero-initialised scalar head), lives in model.py
+beside the GPT; here its trunk starts as the SFT model's, so every reward starts at 0 and the
+first loss is exactly log 2.
 
 Must not know: where pairs come from (data/preferences.py) or how they are ranked (store.py).
 """
@@ -15,27 +15,12 @@ Must not know: where pairs come from (data/preferences.py) or how they are ranke
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from torch.nn import functional as F
 
 from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, pair_batch, sample_pair_batch, split_by_prompt
 from gptkit.device import to_device
-from gptkit.model import GPT
-
-
-class RewardModel(GPT):
-    def __init__(self, config):
-        super().__init__(config)
-        self.reward_head = nn.Linear(config.n_embd, 1)
-        nn.init.zeros_(self.reward_head.weight)
-        nn.init.zeros_(self.reward_head.bias)
-
-    def reward(self, idx: torch.Tensor, last_index: torch.Tensor) -> torch.Tensor:
-        """idx (B, T), last_index (B,) -> reward (B,) read at each row's last real token."""
-        h = self.hidden_states(idx)  # (B, T, n_embd)
-        rows = torch.arange(idx.size(0), device=idx.device)
-        return self.reward_head(h[rows, last_index]).squeeze(-1).float()
+from gptkit.model import GPT, RewardModel
 
 
 def reward_model_from(model: GPT) -> RewardModel:
