@@ -80,23 +80,14 @@ def pairwise_accuracy(model: RewardModel, encoded_pairs: list, pad_id: int, *, b
 def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False,
                include_synthetic: bool = True, reporter=None) -> tuple[Path, dict]:
     """`gptkit reward`: (last saved step folder, figures incl. held-out pairwise accuracy)."""
-    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
-    from gptkit.errors import DataError, UsageError
-    from gptkit.tokenizer import load_tokenizer
-    from gptkit.train.loop import check_run_dir, train
+    from gptkit.errors import DataError
+    from gptkit.train.loop import start_run, train
 
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=CHAT_KINDS,  # it already reads chats
+                      init_hint="the assistant (SFT) checkpoint the reward model starts from")
+    tokenizer = start.tokenizer
+    model = start.model if resume else reward_model_from(start.model)  # a resumed run's is a RewardModel already
     pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
-    if resume:
-        last = latest_step(run_dir)
-        meta = read_meta(last)
-        tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
-    else:
-        if not init_from:
-            raise UsageError("-m/--model: give the assistant (SFT) checkpoint the reward model starts from")
-        ckpt = load_checkpoint(init_from, kinds=CHAT_KINDS)  # an SFT model (or a tuned one): it already reads chats
-        tokenizer, model, parent = ckpt.tokenizer, reward_model_from(ckpt.model), ckpt.name
     train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
     train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
     val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size)
@@ -108,7 +99,7 @@ def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bo
         split = f"{len(train_pairs)} train / {len(val_pairs)} held-out" if held_out else "one prompt: no held-out split"
         reporter.message(f"data: {len(pairs)} pairs ({split})")
     objective = RewardObjective(train_pairs, val_pairs, tokenizer, batch_size=cfg.batch_size, device=dc.device)
-    meta = {"parent": parent, "data": data}
+    meta = {"parent": start.parent, "data": data}
     last = train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
     accuracy = pairwise_accuracy(model, val_pairs, tokenizer.bos_id) if held_out else None
     if reporter and held_out:
