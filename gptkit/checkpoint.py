@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptkit import paths
-from gptkit.errors import CheckpointError
+from gptkit.errors import CheckpointError, TokenizerError
 
 FORMAT = "gptkit-checkpoint"
 VERSION = 1
@@ -192,6 +192,26 @@ def resolve_checkpoint(spec: str | Path) -> Path:
     known = sorted(p.name for p in paths.checkpoints_dir().glob("*") if p.is_dir())
     hint = f"; known in {paths.checkpoints_dir()}: {', '.join(known)}" if known else ""
     raise CheckpointError(f"checkpoint '{spec}' not found{hint}")
+
+
+def load_tokenizer_from(spec: str | Path):
+    """A tokenizer named the way users name one: a tokenizer folder (step folders are ones too), a
+    tokenizer.json, a standard tiktoken name, or any checkpoint `resolve_checkpoint` finds (NAME,
+    NAME:STEP, a run folder), whose step folder holds its tokenizer. A checkpoint's name wins
+    over a tiktoken name it happens to share."""
+    from gptkit.tokenizer import META_FILE, load_tokenizer
+
+    path = Path(spec).expanduser()
+    if path.is_file() or (path / META_FILE).is_file():
+        return load_tokenizer(path)
+    try:
+        step_dir = resolve_checkpoint(spec)
+    except CheckpointError:
+        if path.exists():
+            raise TokenizerError(f"{spec}: neither a tokenizer folder (no {META_FILE}) nor a checkpoint "
+                                 "(no meta.json and no saved step inside)") from None
+        return load_tokenizer(str(spec))  # a tiktoken name, or the error saying what a tokenizer can be
+    return load_tokenizer(step_dir)
 
 
 def _refuse_foreign_file(path: Path) -> None:

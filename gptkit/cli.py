@@ -170,25 +170,12 @@ def tokenizer_train(inputs, vocab_size, output):
 @click.argument("text")
 def tokenizer_encode(spec, text):
     """Show how TEXT splits into tokens."""
-    from gptkit.tokenizer import load_tokenizer
+    from gptkit.checkpoint import load_tokenizer_from
 
-    tok = load_tokenizer(resolve_tokenizer_spec(spec))
+    tok = load_tokenizer_from(spec)
     ids = tok.encode(text)
     click.echo(f"{len(ids)} tokens: {ids}")
     click.echo(" | ".join(tok.token_strings(ids)))
-
-
-def resolve_tokenizer_spec(spec: str):
-    """A tokenizer folder/name as given, or the tokenizer stored in a checkpoint."""
-    from gptkit.checkpoint import resolve_checkpoint
-    from gptkit.errors import CheckpointError
-
-    if Path(spec).exists():
-        return spec
-    try:
-        return resolve_checkpoint(spec)
-    except CheckpointError:
-        return spec
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,7 +185,7 @@ def resolve_tokenizer_spec(spec: str):
 @training_options(default_steps=1000, default_lr=2e-3, default_batch=16)
 @click.option("--preset", default="small", show_default=True, help="Model size of a new model (tiny, small, medium, large, gpt2, ...).")
 @click.option("-m", "--model", "init_from", default=None, help="Continue pretraining from this checkpoint.")
-@click.option("--tokenizer", "tokenizer_spec", default=None, help="Tokenizer folder or tiktoken name (default: train one on --data).")
+@click.option("--tokenizer", "tokenizer_spec", default=None, help="Tokenizer folder, checkpoint or tiktoken name (default: train one on --data).")
 @click.option("--vocab-size", type=click.IntRange(262), default=4096, show_default=True, help="When training a tokenizer.")
 def train(args: TrainingArgs, preset, init_from, tokenizer_spec, vocab_size):
     """Pretrain a base model (a document completer) on raw text.

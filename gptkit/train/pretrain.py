@@ -75,8 +75,9 @@ def run_pretrain(
     `preset`, `tokenizer_spec` and `vocab_size` apply (and a resumed run keeps its own preset)."""
     from pathlib import Path
 
+    from gptkit.checkpoint import load_tokenizer_from
     from gptkit.model import GPT, config_for
-    from gptkit.tokenizer import load_tokenizer, train_tokenizer
+    from gptkit.tokenizer import train_tokenizer
     from gptkit.train.loop import start_run, train
 
     run_dir = Path(run_dir)
@@ -84,7 +85,7 @@ def run_pretrain(
 
     def new_model():
         if tokenizer_spec:
-            tokenizer = load_tokenizer(tokenizer_spec)
+            tokenizer = load_tokenizer_from(tokenizer_spec)
         else:
             if reporter:
                 reporter.message(f"training a {vocab_size}-token BPE tokenizer on the data (--tokenizer to use another)")
