@@ -444,10 +444,12 @@ def rank_export(fmt, out, no_synthetic):
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def rank_import(path):
     """Add TRL-style preferences (JSONL {"prompt", "chosen", "rejected"}) as rankings."""
+    from gptkit.data.preferences import read_preference_file
     from gptkit.store import open_logbook
 
+    rows = read_preference_file(path)
     with open_logbook() as logbook:
-        count = logbook.import_preferences(path)
+        count = logbook.import_preferences(rows, path)
     click.echo(f"imported {count} preference pairs from {path}")
 
 
