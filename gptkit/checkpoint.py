@@ -189,8 +189,9 @@ def resolve_checkpoint(spec: str | Path) -> Path:
         if found is not None:
             return found
         raise CheckpointError(f"{path}: not a gptkit checkpoint (no meta.json and no saved step inside)")
-    known = sorted(p.name for p in paths.checkpoints_dir().glob("*") if p.is_dir())
-    hint = f"; known in {paths.checkpoints_dir()}: {', '.join(known)}" if known else ""
+    root = paths.checkpoints_dir()
+    known = [run.relative_to(root).as_posix() for run, _ in run_folders(root)]
+    hint = f"; known in {root}: {', '.join(known)}" if known else ""
     raise CheckpointError(f"checkpoint '{spec}' not found{hint}")
 
 
@@ -331,16 +332,29 @@ def load_train_state(step_dir: Path) -> tuple[dict, dict]:
 
 
 def list_checkpoints() -> list[dict]:
-    """Every run under the checkpoints folder with its latest step's metadata."""
+    """Every run under the checkpoints folder, nested ones included (quickstart/base), with its
+    latest step's metadata; a run's name is its path below the folder, as `resolve_checkpoint`
+    takes it."""
     out = []
     root = paths.checkpoints_dir()
-    for run in sorted(p for p in root.glob("*") if p.is_dir()):
-        step = latest_step(run)
-        if step is None:
-            continue
+    for run, step in run_folders(root):
         try:
             meta = read_meta(step)
         except CheckpointError:
             continue
-        out.append({"name": run.name, "path": str(step), **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")}})
+        out.append({"name": run.relative_to(root).as_posix(), "path": str(step),
+                    **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")}})
     return out
+
+
+def run_folders(folder: Path):
+    """(run folder, its latest step) for every run below `folder`, in name order. The search goes
+    down through folders that hold no step, but not into runs, hidden folders or linked folders
+    (a link to a run is listed; one to anything else is not followed)."""
+    children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    for child in children:
+        step = latest_step(child)
+        if step is not None:
+            yield child, step
+        elif not child.is_symlink():
+            yield from run_folders(child)
