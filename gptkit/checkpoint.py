@@ -1,4 +1,4 @@
-"""Checkpoints: atomic save/load in safetensors + JSON, and name/step resolution.
+"""Checkpoints: atomic save/load in safetensors + JSON, name/step resolution, and the kinds.
 
 A run is a folder (`checkpoints/NAME/` by default) holding one folder per saved step and a
 `LATEST` file naming the newest complete one:
@@ -14,7 +14,13 @@ Atomicity: a step is written into a hidden temporary folder, fsynced, renamed in
 then is LATEST replaced (os.replace, atomic). A crash at any moment leaves the previous step
 loadable. Nothing here uses pickle: files that look like pickles are refused, never executed.
 
-HF GPT-2 interop (import/export of a transformers folder) lives in `hf.py`.
+Kinds: every checkpoint is one of `KINDS`; `GENERATIVE_KINDS` write text (a reward model only
+scores it), and of those `CHAT_KINDS` were tuned on conversations, so they are prompted through
+`render_chat` and are what reward models and policies start from. Code that asks "can this
+checkpoint do X" uses these names, never its own tuple of strings.
+
+HF GPT-2 interop (import/export of a transformers folder) lives in `hf.py`. Must not know: the
+training loop or any objective (nothing here imports from `train/`).
 """
 
 import json
@@ -25,11 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptkit import paths
-from gptkit.errors import CheckpointError
+from gptkit.errors import CheckpointError, TokenizerError
 
 FORMAT = "gptkit-checkpoint"
 VERSION = 1
-KINDS = ("base", "assistant", "reward", "policy")
+KINDS = ("base", "assistant", "policy", "reward")
+CHAT_KINDS = ("assistant", "policy")  # tuned on conversations: they read chats, not documents
+GENERATIVE_KINDS = ("base", *CHAT_KINDS)  # they write text; a reward model only scores it
 TIED = "lm_head.weight"  # shares storage with transformer.wte.weight; stored once
 
 
@@ -181,9 +189,30 @@ def resolve_checkpoint(spec: str | Path) -> Path:
         if found is not None:
             return found
         raise CheckpointError(f"{path}: not a gptkit checkpoint (no meta.json and no saved step inside)")
-    known = sorted(p.name for p in paths.checkpoints_dir().glob("*") if p.is_dir())
-    hint = f"; known in {paths.checkpoints_dir()}: {', '.join(known)}" if known else ""
+    root = paths.checkpoints_dir()
+    known = [run.relative_to(root).as_posix() for run, _ in run_folders(root)]
+    hint = f"; known in {root}: {', '.join(known)}" if known else ""
     raise CheckpointError(f"checkpoint '{spec}' not found{hint}")
+
+
+def load_tokenizer_from(spec: str | Path):
+    """A tokenizer named the way users name one: a tokenizer folder (step folders are ones too), a
+    tokenizer.json, a standard tiktoken name, or any checkpoint `resolve_checkpoint` finds (NAME,
+    NAME:STEP, a run folder), whose step folder holds its tokenizer. A checkpoint's name wins
+    over a tiktoken name it happens to share."""
+    from gptkit.tokenizer import META_FILE, load_tokenizer
+
+    path = Path(spec).expanduser()
+    if path.is_file() or (path / META_FILE).is_file():
+        return load_tokenizer(path)
+    try:
+        step_dir = resolve_checkpoint(spec)
+    except CheckpointError:
+        if path.exists():
+            raise TokenizerError(f"{spec}: neither a tokenizer folder (no {META_FILE}) nor a checkpoint "
+                                 "(no meta.json and no saved step inside)") from None
+        return load_tokenizer(str(spec))  # a tiktoken name, or the error saying what a tokenizer can be
+    return load_tokenizer(step_dir)
 
 
 def _refuse_foreign_file(path: Path) -> None:
@@ -191,6 +220,22 @@ def _refuse_foreign_file(path: Path) -> None:
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise CheckpointError(f"{path}: looks like a pickle/torch.save file; gptkit never loads pickles (use safetensors)")
     raise CheckpointError(f"{path}: expected a checkpoint folder (meta.json + model.safetensors), got a file")
+
+
+def check_kind(step_dir: Path, kind: str, kinds: tuple[str, ...]) -> None:
+    """CheckpointError unless `kind` (the checkpoint in `step_dir`'s) is one of `kinds`."""
+    if kind not in kinds:
+        raise CheckpointError(f"{display_name(step_dir)}: is a {kind} checkpoint; expected {' or '.join(kinds)}")
+
+
+def peek_kind(spec: str | Path, kinds: tuple[str, ...] | None = None) -> str:
+    """A checkpoint's kind from its metadata alone (no weights, no torch); with `kinds`, a
+    CheckpointError unless it is one of them."""
+    step_dir = resolve_checkpoint(spec)
+    kind = read_meta(step_dir)["kind"]
+    if kinds is not None:
+        check_kind(step_dir, kind, kinds)
+    return kind
 
 
 def read_meta(step_dir: Path) -> dict:
@@ -206,6 +251,8 @@ def read_meta(step_dir: Path) -> dict:
     for key in ("kind", "config", "step"):
         if key not in meta:
             raise CheckpointError(f"{meta_path}: field '{key}' missing")
+    if meta["kind"] not in KINDS:
+        raise CheckpointError(f"{meta_path}: field 'kind': expected one of {', '.join(KINDS)}, got {meta['kind']!r}")
     return meta
 
 
@@ -225,17 +272,13 @@ def read_tensors(path: Path) -> dict:
 
 
 def build_model(meta: dict):
-    from gptkit.model import GPT, GPTConfig
+    from gptkit.model import GPT, GPTConfig, RewardModel
 
     try:
         config = GPTConfig.from_dict(meta["config"])
     except (AssertionError, TypeError) as e:
         raise CheckpointError(f"bad model config in checkpoint metadata: {e}") from None
-    if meta["kind"] == "reward":
-        from gptkit.train.reward import RewardModel
-
-        return RewardModel(config)
-    return GPT(config)
+    return RewardModel(config) if meta["kind"] == "reward" else GPT(config)
 
 
 def load_weights(model, step_dir: Path) -> None:
@@ -266,8 +309,8 @@ def load_checkpoint(spec: str | Path, *, device: str = "cpu", kinds: tuple[str, 
 
     step_dir = resolve_checkpoint(spec)
     meta = read_meta(step_dir)
-    if kinds is not None and meta["kind"] not in kinds:
-        raise CheckpointError(f"{display_name(step_dir)}: is a {meta['kind']} checkpoint; expected {' or '.join(kinds)}")
+    if kinds is not None:
+        check_kind(step_dir, meta["kind"], kinds)
     tokenizer = load_tokenizer(step_dir)
     model = build_model(meta)
     load_weights(model, step_dir)
@@ -289,16 +332,29 @@ def load_train_state(step_dir: Path) -> tuple[dict, dict]:
 
 
 def list_checkpoints() -> list[dict]:
-    """Every run under the checkpoints folder with its latest step's metadata."""
+    """Every run under the checkpoints folder, nested ones included (quickstart/base), with its
+    latest step's metadata; a run's name is its path below the folder, as `resolve_checkpoint`
+    takes it."""
     out = []
     root = paths.checkpoints_dir()
-    for run in sorted(p for p in root.glob("*") if p.is_dir()):
-        step = latest_step(run)
-        if step is None:
-            continue
+    for run, step in run_folders(root):
         try:
             meta = read_meta(step)
         except CheckpointError:
             continue
-        out.append({"name": run.name, "path": str(step), **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")}})
+        out.append({"name": run.relative_to(root).as_posix(), "path": str(step),
+                    **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")}})
     return out
+
+
+def run_folders(folder: Path):
+    """(run folder, its latest step) for every run below `folder`, in name order. The search goes
+    down through folders that hold no step, but not into runs, hidden folders or linked folders
+    (a link to a run is listed; one to anything else is not followed)."""
+    children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    for child in children:
+        step = latest_step(child)
+        if step is not None:
+            yield child, step
+        elif not child.is_symlink():
+            yield from run_folders(child)

@@ -6,6 +6,8 @@ that needs it, so `gptkit --help` stays instant; a `GptkitError` raised anywhere
 one clean line on stderr and a non-zero exit, never a traceback.
 """
 
+import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
@@ -42,45 +44,88 @@ def cli():
 
 
 # ----------------------------------------------------------------------------------------------
-# options shared by every training command (same names everywhere)
+# options shared by every training command: declared once, received as one TrainingArgs
+
+@dataclasses.dataclass(frozen=True)
+class TrainingArgs:
+    """What every training command takes besides its own options (see `training_options`)."""
+
+    data: tuple[str, ...]
+    max_steps: int
+    batch_size: int
+    grad_accum: int
+    lr: float
+    warmup: int | None
+    eval_every: int | None
+    save_every: int | None
+    out: Path | None
+    seed: int
+    resume: bool
+    stop_after: int | None
+    device: str
+    compile: bool
+    as_json: bool
+
+    def train_config(self):
+        from gptkit.train.loop import TrainConfig
+
+        return TrainConfig(
+            max_steps=self.max_steps, batch_size=self.batch_size, grad_accum=self.grad_accum, lr=self.lr,
+            warmup_steps=self.warmup if self.warmup is not None else max(1, self.max_steps // 20),
+            eval_every=self.eval_every if self.eval_every is not None else max(1, self.max_steps // 10),
+            save_every=self.save_every or max(1, self.max_steps // 5),
+            log_every=max(1, min(10, self.max_steps // 50)), seed=self.seed, compile=self.compile,
+            stop_after=self.stop_after,
+        )
+
+    def run_dir(self, default_name: str) -> Path:
+        return run_folder(self.out, default_name)
+
 
 def training_options(default_steps: int, default_lr: float, default_batch: int):
+    """Declare the shared training options on a command; it receives them as one `TrainingArgs`
+    (its first argument) and declares only the options it uses besides."""
+    options = [
+        click.option("--data", "data", multiple=True, help="Input file/folder (repeatable), or the word toyworld."),
+        click.option("--max-steps", type=click.IntRange(1), default=default_steps, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=default_batch, show_default=True),
+        click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True, help="Gradient accumulation steps."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=default_lr, show_default=True),
+        click.option("--warmup", type=click.IntRange(0), default=None, help="Warmup steps (default: 5% of --max-steps)."),
+        click.option("--eval-every", type=click.IntRange(0), default=None, help="Validate every N steps (default: 10 times a run)."),
+        click.option("--save-every", type=click.IntRange(1), default=None, help="Checkpoint every N steps (default: 5 times a run)."),
+        click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: checkpoints/<name>)."),
+        click.option("--seed", type=int, default=1337, show_default=True),
+        click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
+        click.option("--stop-after", type=click.IntRange(1), default=None, help="Save and stop at this step (the schedule still spans --max-steps); --resume later."),
+        click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | mps"),
+        click.option("--compile", "compile", is_flag=True, help="torch.compile the model (CUDA)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a progress bar."),
+    ]
+    shared = [field.name for field in dataclasses.fields(TrainingArgs)]
+
     def decorate(f):
-        options = [
-            click.option("--data", "data", multiple=True, help="Input file/folder (repeatable), or the word toyworld."),
-            click.option("--preset", default="small", show_default=True, help="Model size (tiny, small, medium, large, gpt2, ...)."),
-            click.option("--max-steps", type=click.IntRange(1), default=default_steps, show_default=True),
-            click.option("--batch-size", type=click.IntRange(1), default=default_batch, show_default=True),
-            click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True, help="Gradient accumulation steps."),
-            click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=default_lr, show_default=True),
-            click.option("--warmup", type=click.IntRange(0), default=None, help="Warmup steps (default: 5% of --max-steps)."),
-            click.option("--eval-every", type=click.IntRange(0), default=None, help="Validate every N steps (default: 10 times a run)."),
-            click.option("--save-every", type=click.IntRange(1), default=None, help="Checkpoint every N steps (default: 5 times a run)."),
-            click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: checkpoints/<name>)."),
-            click.option("--seed", type=int, default=1337, show_default=True),
-            click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
-            click.option("--stop-after", type=click.IntRange(1), default=None, help="Save and stop at this step (the schedule still spans --max-steps); --resume later."),
-            click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | mps"),
-            click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA)."),
-            click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a progress bar."),
-        ]
+        @functools.wraps(f)
+        def command(**kwargs):
+            return f(TrainingArgs(**{name: kwargs.pop(name) for name in shared}), **kwargs)
+
         for option in reversed(options):
-            f = option(f)
-        return f
+            command = option(command)
+        return command
 
     return decorate
 
 
-def make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after):
-    from gptkit.train.loop import TrainConfig
+def refuse_given(names: tuple[str, ...], why: str) -> None:
+    """UsageError if the user gave any of these options (by parameter name): `why` it cannot apply."""
+    from click.core import ParameterSource
 
-    return TrainConfig(
-        max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
-        warmup_steps=warmup if warmup is not None else max(1, max_steps // 20),
-        eval_every=eval_every if eval_every is not None else max(1, max_steps // 10),
-        save_every=save_every or max(1, max_steps // 5),
-        log_every=max(1, min(10, max_steps // 50)), seed=seed, compile=compile_, stop_after=stop_after,
-    )
+    from gptkit.errors import UsageError
+
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT):
+            raise UsageError(f"{max(param.opts, key=len)}: {why}")
 
 
 def run_folder(out: Path | None, default_name: str) -> Path:
@@ -125,25 +170,12 @@ def tokenizer_train(inputs, vocab_size, output):
 @click.argument("text")
 def tokenizer_encode(spec, text):
     """Show how TEXT splits into tokens."""
-    from gptkit.tokenizer import load_tokenizer
+    from gptkit.checkpoint import load_tokenizer_from
 
-    tok = load_tokenizer(resolve_tokenizer_spec(spec))
+    tok = load_tokenizer_from(spec)
     ids = tok.encode(text)
     click.echo(f"{len(ids)} tokens: {ids}")
     click.echo(" | ".join(tok.token_strings(ids)))
-
-
-def resolve_tokenizer_spec(spec: str):
-    """A tokenizer folder/name as given, or the tokenizer stored in a checkpoint."""
-    from gptkit.checkpoint import resolve_checkpoint
-    from gptkit.errors import CheckpointError
-
-    if Path(spec).exists():
-        return spec
-    try:
-        return resolve_checkpoint(spec)
-    except CheckpointError:
-        return spec
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,56 +183,57 @@ def resolve_tokenizer_spec(spec: str):
 
 @cli.command()
 @training_options(default_steps=1000, default_lr=2e-3, default_batch=16)
+@click.option("--preset", default="small", show_default=True, help="Model size of a new model (tiny, small, medium, large, gpt2, ...).")
 @click.option("-m", "--model", "init_from", default=None, help="Continue pretraining from this checkpoint.")
-@click.option("--tokenizer", "tokenizer_spec", default=None, help="Tokenizer folder or tiktoken name (default: train one on --data).")
+@click.option("--tokenizer", "tokenizer_spec", default=None, help="Tokenizer folder, checkpoint or tiktoken name (default: train one on --data).")
 @click.option("--vocab-size", type=click.IntRange(262), default=4096, show_default=True, help="When training a tokenizer.")
-def train(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, out, seed, resume,
-          stop_after, device, compile_, as_json, init_from, tokenizer_spec, vocab_size):
-    """Pretrain a base model (a document completer) on raw text."""
+def train(args: TrainingArgs, preset, init_from, tokenizer_spec, vocab_size):
+    """Pretrain a base model (a document completer) on raw text.
+
+    A resumed run keeps its own model and tokenizer; with -m they are the checkpoint's.
+    """
     from gptkit.device import pick_device
     from gptkit.errors import UsageError
     from gptkit.model import PRESETS
     from gptkit.train.pretrain import run_pretrain
     from gptkit.ui.progress import make_reporter
 
-    if not data:
+    if not args.data:
         raise UsageError("--data: give a file or folder of text (or `--data toyworld`)")
     if preset not in PRESETS:
         raise UsageError(f"--preset: expected one of {', '.join(PRESETS)}, got '{preset}'")
-    dc = pick_device(device)
-    cfg = make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after)
-    reporter = make_reporter("train", as_json)
-    last = run_pretrain(data=list(data), run_dir=run_folder(out, "base"), cfg=cfg, dc=dc, preset=preset,
-                        tokenizer_spec=tokenizer_spec, vocab_size=vocab_size, init_from=init_from,
-                        resume=resume, reporter=reporter)
-    print_result(as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
+    if init_from:
+        refuse_given(("preset", "tokenizer_spec", "vocab_size"), "the model and its tokenizer come from -m/--model")
+    elif tokenizer_spec:
+        refuse_given(("vocab_size",), "sizes a tokenizer trained on --data; --tokenizer names one to use instead")
+    last = run_pretrain(data=list(args.data), run_dir=args.run_dir("base"), cfg=args.train_config(),
+                        dc=pick_device(args.device), preset=preset, tokenizer_spec=tokenizer_spec, vocab_size=vocab_size,
+                        init_from=init_from, resume=args.resume, reporter=make_reporter("train", args.as_json))
+    print_result(args.as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
 
 
 @cli.command()
 @training_options(default_steps=600, default_lr=5e-4, default_batch=16)
 @click.option("-m", "--model", "init_from", default=None, help="Base checkpoint to fine-tune.")
 @click.option("--show-mask", is_flag=True, help="Print the first conversations with trained tokens coloured, then exit.")
-def sft(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, out, seed, resume,
-        stop_after, device, compile_, as_json, init_from, show_mask):
+def sft(args: TrainingArgs, init_from, show_mask):
     """Fine-tune a base model on conversations: it becomes an assistant.
 
     --data takes JSONL with {"messages": [...]} or {"prompt", "completion"} lines, or toyworld.
     """
     from gptkit.errors import UsageError
 
-    if len(data) != 1:
+    if len(args.data) != 1:
         raise UsageError("--data: give exactly one JSONL file of conversations (or `--data toyworld`)")
     if show_mask:
-        return show_sft_mask(init_from, data[0])
+        return show_sft_mask(init_from, args.data[0])
     from gptkit.device import pick_device
     from gptkit.train.sft import run_sft
     from gptkit.ui.progress import make_reporter
 
-    dc = pick_device(device)
-    cfg = make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after)
-    last = run_sft(init_from=init_from, data=data[0], run_dir=run_folder(out, "assistant"), cfg=cfg, dc=dc,
-                   resume=resume, reporter=make_reporter("sft", as_json))
-    print_result(as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
+    last = run_sft(init_from=init_from, data=args.data[0], run_dir=args.run_dir("assistant"), cfg=args.train_config(),
+                   dc=pick_device(args.device), resume=args.resume, reporter=make_reporter("sft", args.as_json))
+    print_result(args.as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
 
 
 def show_sft_mask(init_from, data, count: int = 3):
@@ -411,10 +444,12 @@ def rank_export(fmt, out, no_synthetic):
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def rank_import(path):
     """Add TRL-style preferences (JSONL {"prompt", "chosen", "rejected"}) as rankings."""
+    from gptkit.data.preferences import read_preference_file
     from gptkit.store import open_logbook
 
+    rows = read_preference_file(path)
     with open_logbook() as logbook:
-        count = logbook.import_preferences(path)
+        count = logbook.import_preferences(rows, path)
     click.echo(f"imported {count} preference pairs from {path}")
 
 
@@ -584,8 +619,7 @@ def preference_source(data) -> str:
 @training_options(default_steps=300, default_lr=3e-4, default_batch=8)
 @click.option("-m", "--model", "init_from", default=None, help="Assistant (SFT) checkpoint the reward model starts from.")
 @click.option("--no-synthetic", is_flag=True, help="Leave out synthetic (auto-ranked) rankings of the logbook.")
-def reward(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, out, seed, resume,
-           stop_after, device, compile_, as_json, init_from, no_synthetic):
+def reward(args: TrainingArgs, init_from, no_synthetic):
     """Train a reward model on ranked answers (Bradley-Terry over every pair a ranking implies).
 
     --data: logbook (default: your rankings) or a TRL preference JSONL file {"prompt","chosen","rejected"}.
@@ -594,14 +628,12 @@ def reward(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_eve
     from gptkit.train.reward import run_reward
     from gptkit.ui.progress import make_reporter
 
-    source = preference_source(data)
-    dc = pick_device(device)
-    cfg = make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after)
-    last, figures = run_reward(init_from=init_from, data=source, run_dir=run_folder(out, "reward"), cfg=cfg, dc=dc,
-                               resume=resume, include_synthetic=not no_synthetic, reporter=make_reporter("reward", as_json))
+    last, figures = run_reward(init_from=init_from, data=preference_source(args.data), run_dir=args.run_dir("reward"),
+                               cfg=args.train_config(), dc=pick_device(args.device), resume=args.resume,
+                               include_synthetic=not no_synthetic, reporter=make_reporter("reward", args.as_json))
     accuracy = figures["val_accuracy"]
     held_out = f" (held-out pairwise accuracy {accuracy:.3f} on {figures['val_pairs']} pairs)" if accuracy is not None else ""
-    print_result(as_json, {"event": "saved", "checkpoint": str(last), **figures}, f"saved {last}{held_out}")
+    print_result(args.as_json, {"event": "saved", "checkpoint": str(last), **figures}, f"saved {last}{held_out}")
 
 
 @cli.command()
@@ -615,9 +647,7 @@ def reward(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_eve
 @click.option("--samples", type=click.IntRange(2, 64), default=4, show_default=True, help="PPO: answers sampled per prompt (one prefill).")
 @click.option("--max-tokens", type=click.IntRange(1), default=64, show_default=True, help="PPO: longest sampled answer.")
 @click.option("--no-synthetic", is_flag=True, help="Leave out synthetic (auto-ranked) rankings of the logbook.")
-def rlhf(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, out, seed, resume,
-         stop_after, device, compile_, as_json, init_from, method, beta, sft_weight, reward_spec, kl_coef, samples, max_tokens,
-         no_synthetic):
+def rlhf(args: TrainingArgs, init_from, method, beta, sft_weight, reward_spec, kl_coef, samples, max_tokens, no_synthetic):
     """Tune an assistant on rankings: DPO (default) or PPO with a reward model.
 
     --data: logbook (default: your rankings) or a TRL preference JSONL file; PPO uses only their
@@ -626,11 +656,13 @@ def rlhf(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every
     from gptkit.device import pick_device
     from gptkit.ui.progress import make_reporter
 
-    source = preference_source(data)
-    dc = pick_device(device)
-    cfg = make_train_config(max_steps, batch_size, grad_accum, lr, warmup, eval_every, save_every, seed, compile_, stop_after)
-    common = dict(init_from=init_from, data=source, run_dir=run_folder(out, "policy"), cfg=cfg, dc=dc, resume=resume,
-                  include_synthetic=not no_synthetic, reporter=make_reporter(f"rlhf ({method})", as_json))
+    if method == "dpo":
+        refuse_given(("reward_spec", "kl_coef", "samples", "max_tokens"), "a PPO option; --method dpo does not use it")
+    else:
+        refuse_given(("beta", "sft_weight"), "a DPO option; --method ppo does not use it")
+    common = dict(init_from=init_from, data=preference_source(args.data), run_dir=args.run_dir("policy"),
+                  cfg=args.train_config(), dc=pick_device(args.device), resume=args.resume,
+                  include_synthetic=not no_synthetic, reporter=make_reporter(f"rlhf ({method})", args.as_json))
     if method == "dpo":
         from gptkit.train.dpo import run_dpo
 
@@ -638,9 +670,10 @@ def rlhf(data, preset, max_steps, batch_size, grad_accum, lr, warmup, eval_every
     else:
         from gptkit.train.ppo import PPOSettings, run_ppo
 
-        settings = PPOSettings(samples_per_prompt=samples, prompts_per_rollout=batch_size, kl_coef=kl_coef, max_new_tokens=max_tokens)
+        settings = PPOSettings(samples_per_prompt=samples, prompts_per_rollout=args.batch_size, kl_coef=kl_coef,
+                               max_new_tokens=max_tokens)
         last = run_ppo(reward_spec=reward_spec, settings=settings, **common)
-    print_result(as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
+    print_result(args.as_json, {"event": "saved", "checkpoint": str(last)}, f"saved {last}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -716,17 +749,14 @@ def prompt_show(template, model_spec, var_pairs, as_json):
 
     A base model reads a document; an assistant reads a chat with special tokens (magenta).
     """
-    from gptkit.checkpoint import display_name, read_meta, resolve_checkpoint
-    from gptkit.errors import CheckpointError
-    from gptkit.prompting.experiment import GENERATIVE_KINDS, render_for
+    from gptkit.checkpoint import GENERATIVE_KINDS, display_name, peek_kind, resolve_checkpoint
+    from gptkit.prompting.experiment import render_for
     from gptkit.prompting.templates import load_template
     from gptkit.tokenizer import load_tokenizer
 
     t = load_template(template)
     step_dir = resolve_checkpoint(model_spec)
-    kind = read_meta(step_dir)["kind"]  # the weights are not needed to render: tokenizer and kind only
-    if kind not in GENERATIVE_KINDS:
-        raise CheckpointError(f"{display_name(step_dir)}: is a {kind} checkpoint; expected {' or '.join(GENERATIVE_KINDS)}")
+    kind = peek_kind(step_dir, GENERATIVE_KINDS)  # the weights are not needed to render: tokenizer and kind only
     tok = load_tokenizer(step_dir)
     rendered = render_for(t, kind, tok, parse_vars(var_pairs))
     special = [i for i, token_id in enumerate(rendered.ids) if tok.is_special(token_id)]

@@ -171,18 +171,20 @@ def gpt_state_from_hf(tensors: dict, hf_config: dict, expected: dict, hf_dir: Pa
 
 
 def import_tokenizer(hf_dir: Path, tokenizer_spec: str | None):
-    """--tokenizer if given, else a gptkit export's own files, else GPT-2's vocab.json + merges.txt."""
+    """--tokenizer if given (a tokenizer, or a checkpoint's), else a gptkit export's own files, else
+    GPT-2's vocab.json + merges.txt."""
+    from gptkit.checkpoint import load_tokenizer_from
     from gptkit.tokenizer import load_tokenizer
 
     if tokenizer_spec is not None:
-        return load_tokenizer(tokenizer_spec)
+        return load_tokenizer_from(tokenizer_spec)
     if (hf_dir / TOKENIZER_DIR).is_dir():
         return load_tokenizer(hf_dir / TOKENIZER_DIR)
     vocab, merges = hf_dir / "vocab.json", hf_dir / "merges.txt"
     if vocab.is_file() and merges.is_file():
         return tokenizer_from_gpt2_files(vocab, merges, name=hf_dir.name)
     raise CheckpointError(f"{hf_dir}: no tokenizer found (neither vocab.json + merges.txt nor {TOKENIZER_DIR}/); "
-                          f"pass --tokenizer with a gptkit tokenizer folder or a tiktoken name")
+                          f"pass --tokenizer with a gptkit tokenizer folder, a checkpoint or a tiktoken name")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,9 +309,9 @@ def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
     """Write a transformers GPT-2 folder for a gptkit checkpoint, atomically; returns the folder."""
     from safetensors.torch import save_file
 
-    from gptkit.checkpoint import load_checkpoint
+    from gptkit.checkpoint import GENERATIVE_KINDS, load_checkpoint
 
-    ckpt = load_checkpoint(ckpt_spec, kinds=("base", "assistant", "policy"))
+    ckpt = load_checkpoint(ckpt_spec, kinds=GENERATIVE_KINDS)
     config, tokenizer = ckpt.model.config, ckpt.tokenizer
     if not config.bias:
         raise CheckpointError(f"{ckpt.name}: trained with bias=False; GPT-2 has biases, so transformers "

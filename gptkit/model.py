@@ -345,3 +345,26 @@ class GPT(nn.Module):
         """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM appendix B, as nanoGPT uses for MFU)."""
         cfg = self.config
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * (cfg.n_embd // cfg.n_head) * seq_len
+
+
+# ----------------------------------------------------------------------------------------------
+# reward model: the same trunk with a scalar head (trained by train/reward.py)
+
+
+class RewardModel(GPT):
+    """GPT plus `reward_head`: its state dict is GPT's plus `reward_head.*`, so checkpoints save
+    and load it like any other model (kind "reward"). The head starts at zero: every reward is 0
+    until training moves it. The reward of a sequence is read from the final hidden state at its
+    last real token, where the whole prompt and answer are in view."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config)
+        self.reward_head = nn.Linear(config.n_embd, 1)
+        nn.init.zeros_(self.reward_head.weight)
+        nn.init.zeros_(self.reward_head.bias)
+
+    def reward(self, idx: torch.Tensor, last_index: torch.Tensor) -> torch.Tensor:
+        """idx (B, T), last_index (B,) -> reward (B,) read at each row's last real token."""
+        h = self.hidden_states(idx)  # (B, T, n_embd)
+        rows = torch.arange(idx.size(0), device=idx.device)
+        return self.reward_head(h[rows, last_index]).squeeze(-1).float()

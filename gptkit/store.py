@@ -2,7 +2,8 @@
 
 Owns `$GPTKIT_HOME/logbook.db` (see `paths.logbook_path`): generations and chat turns, chat
 sessions, rankings with their items, experiment results; and the JSONL ways in and out of it
-(rankings as ranked lists, as (chosen, rejected) pairs, as TRL preference rows).
+(rankings as ranked lists, as (chosen, rejected) pairs, as TRL preference rows; TRL files coming
+in are read by data/preferences.py, the one reader of them).
 
 Contract:
 - Nothing acknowledged is ever lost. WAL journal, synchronous=FULL, and every write is its own
@@ -280,22 +281,27 @@ class Logbook:
                  _to_json(votes), agreement, _to_json(settings), seed))
         return cursor.lastrowid
 
-    def import_preferences(self, path) -> int:
-        """Read TRL-style JSONL {"prompt","chosen","rejected"} into rankings; returns the count.
+    def import_preferences(self, rows: list[tuple[int, tuple]], path) -> int:
+        """Add preference rows read from the file `path` as rankings; returns the count.
 
-        The whole file is validated first and imported in one transaction: all lines or none.
+        rows: [(line number, (prompt, chosen, rejected))], as `data.preferences.read_preference_file`
+        reads any TRL file. A prompt must be text (one user turn): a ranking's prompt is. All rows
+        are checked first and imported in one transaction: all lines or none.
         """
-        rows = _read_preferences(Path(path))
+        for line_number, (prompt, _, _) in rows:
+            if not isinstance(prompt, str):
+                raise DataError(f"a ranking's prompt is one user turn; this one has {len(prompt)} messages "
+                                "(train on the file itself: --data FILE)", path=path, line=line_number, field="prompt")
         with _transaction(self._conn) as conn:
-            for line_number, row in rows:
+            for line_number, (prompt, chosen, rejected) in rows:
                 ranking_id = conn.execute(
                     "INSERT INTO rankings (created, prompt, rater, synthetic, note, status)"
                     " VALUES (?, ?, 'import', 0, ?, 'ranked')",
-                    (_now(), row["prompt"], f"imported from {path}:{line_number}")).lastrowid
+                    (_now(), prompt, f"imported from {path}:{line_number}")).lastrowid
                 conn.executemany(
                     "INSERT INTO ranking_items (ranking_id, position, text, rank)"
                     " VALUES (?, ?, ?, ?)",
-                    [(ranking_id, 0, row["chosen"], 1), (ranking_id, 1, row["rejected"], 2)])
+                    [(ranking_id, 0, chosen, 1), (ranking_id, 1, rejected, 2)])
         return len(rows)
 
     # ---- reads --------------------------------------------------------------------------------
@@ -394,32 +400,6 @@ def _ranked_row(ranking: dict) -> dict:
                                                          item["rank"] or 0, item["position"]))
     row = {k: v for k, v in ranking.items() if k not in ("items", "ranks", "deleted")}
     return {**row, "answers": answers}
-
-
-def _read_preferences(path: Path) -> list[tuple[int, dict]]:
-    """(line number, row) for each non-blank line; DataError at the first bad one."""
-    try:
-        # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read preferences file ({exc})", path=path) from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON ({exc.msg})", path=path, line=number) from None
-        if not isinstance(row, dict):
-            raise DataError('expected an object {"prompt","chosen","rejected"}',
-                            path=path, line=number)
-        for field in ("prompt", "chosen", "rejected"):
-            if not isinstance(row.get(field), str):
-                raise DataError("expected a string" if field in row else "missing",
-                                path=path, line=number, field=field)
-        rows.append((number, row))
-    return rows
 
 
 def open_logbook(path=None) -> Logbook:

@@ -65,7 +65,12 @@ def test_trl_rows_in_all_three_forms():
                 "rejected": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Go away."}]}
     assert parse_preference(standard, "f", 1) == ("Hi?", "Hello!", "Go away.")
     assert parse_preference(conversational, "f", 1) == (conversational["prompt"], "Hello!", "Go away.")
-    assert parse_preference(implicit, "f", 1) == ([{"role": "user", "content": "Hi?"}], "Hello!", "Go away.")
+    assert parse_preference(implicit, "f", 1) == ("Hi?", "Hello!", "Go away.")  # one user turn: its text
+    one_turn = {**conversational, "prompt": conversational["prompt"][1:]}
+    assert parse_preference(one_turn, "f", 1) == ("Hi?", "Hello!", "Go away.")
+    two_turns = {"chosen": [conversational["prompt"][0], *implicit["chosen"]],
+                 "rejected": [conversational["prompt"][0], *implicit["rejected"]]}
+    assert parse_preference(two_turns, "f", 1) == (conversational["prompt"], "Hello!", "Go away.")
 
 
 @pytest.mark.parametrize("row, field", [
@@ -149,9 +154,9 @@ def test_bradley_terry_learns_a_preference_that_generalises(tiny_checkpoints, tm
 
 
 def test_reward_checkpoint_reloads_with_identical_scores(tiny_checkpoints, tmp_path):
-    from gptkit.model import GPT
+    from gptkit.model import GPT, RewardModel
     from gptkit.train.loop import train
-    from gptkit.train.reward import RewardModel, RewardObjective, reward_model_from
+    from gptkit.train.reward import RewardObjective, reward_model_from
 
     sft = load_checkpoint(tiny_checkpoints["assistant"])
     model = reward_model_from(sft.model)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptkit import paths, store
+from gptkit.data.preferences import load_preference_pairs, read_preference_file
 from gptkit.errors import DataError, GptkitError, UsageError
 from gptkit.store import open_logbook, rankings_to_pairs
 
@@ -291,6 +292,11 @@ def test_export_generations(lb):
     assert [row["settings"] for row in rows] == [{"seed": 1}, {}]
 
 
+def import_file(lb, path) -> int:
+    """What `gptkit rank import` does: the one TRL reader, then the logbook."""
+    return lb.import_preferences(read_preference_file(path), path)
+
+
 def test_trl_import_round_trips_with_trl_export(lb, tmp_path):
     lb.log_ranking("p1", items("a", "b", "c"), [1, 2, 2], rater="ann")
     lb.log_ranking("p2 \"quoted\"\nnewline", items("x", "y"), [2, 1], rater="ann")
@@ -299,7 +305,7 @@ def test_trl_import_round_trips_with_trl_export(lb, tmp_path):
     with exported.open("w", encoding="utf-8") as fp:
         lb.export_rankings(fp, "trl")
     with open_logbook(tmp_path / "other.db") as other:
-        assert other.import_preferences(exported) == 4
+        assert import_file(other, exported) == 4
         assert {r["rater"] for r in other.rankings()} == {"import"}
         assert all(r["ranks"] == [1, 2] for r in other.rankings())
         again = io.StringIO()
@@ -318,14 +324,59 @@ def test_malformed_import_line_names_path_line_and_field(lb, tmp_path, bad_line,
     good = json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"})
     path.write_text(f"{good}\n\n{bad_line}\n{good}\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"prefs\.jsonl:3") as info:
-        lb.import_preferences(path)
+        import_file(lb, path)
     assert info.value.line == 3 and info.value.field == field
     assert lb.rankings() == []  # all lines or none
 
 
 def test_import_of_missing_file_is_a_data_error(lb, tmp_path):
     with pytest.raises(DataError, match="nope.jsonl"):
-        lb.import_preferences(tmp_path / "nope.jsonl")
+        import_file(lb, tmp_path / "nope.jsonl")
+
+
+USER, SYSTEM = {"role": "user", "content": "Hi?"}, {"role": "system", "content": "Be kind."}
+
+
+def answer(text):
+    return [{"role": "assistant", "content": text}]
+
+
+def test_every_trl_form_imports_as_the_pairs_training_reads_from_the_file(lb, tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    rows = [{"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."},
+            {"prompt": [USER], "chosen": answer("Hey!"), "rejected": answer("No.")},
+            {"chosen": [USER, *answer("Welcome!")], "rejected": [USER, *answer("Leave.")]}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert import_file(lb, path) == 3
+    assert load_preference_pairs("logbook") == load_preference_pairs(str(path)) == [
+        ("Hi?", "Hello!", "Go away."), ("Hi?", "Hey!", "No."), ("Hi?", "Welcome!", "Leave.")]
+
+
+def test_a_prompt_longer_than_one_user_turn_is_refused_naming_its_line(lb, tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    rows = [{"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."},
+            {"prompt": [SYSTEM, USER], "chosen": answer("Hey!"), "rejected": answer("No.")}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(DataError, match=r"prefs\.jsonl:2: field 'prompt': a ranking's prompt is one user turn") as info:
+        import_file(lb, path)
+    assert info.value.line == 2 and lb.rankings() == []  # all lines or none
+
+
+def test_rank_import_takes_the_conversational_form(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli
+
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(json.dumps({"prompt": [USER], "chosen": answer("Hey!"), "rejected": answer("No.")}) + "\n",
+                    encoding="utf-8")
+    result = CliRunner().invoke(cli, ["rank", "import", str(path)])
+    assert result.exit_code == 0 and result.stdout == f"imported 1 preference pairs from {path}\n"
+    path.write_text(json.dumps({"prompt": [USER], "chosen": "Hey!", "rejected": answer("No.")[0]}) + "\n",
+                    encoding="utf-8")
+    result = CliRunner().invoke(cli, ["rank", "import", str(path)])
+    assert result.exit_code == 1 and result.stderr.splitlines() == [
+        f"error: {path}:1: field 'rejected': expected text or a list of messages ending with the assistant's"]
 
 
 # ---- durability -------------------------------------------------------------------------------

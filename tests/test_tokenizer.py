@@ -452,3 +452,39 @@ def test_prefix_space_reads_a_text_opening_word_as_inside_a_sentence(tmp_path):
 def _saved(tok, folder):
     tok.save(folder)
     return folder
+
+
+# ---- `gptkit tokenizer encode`: -t takes whatever names a tokenizer, checkpoints included
+
+
+@pytest.fixture
+def encode(tiny_checkpoints, monkeypatch):
+    """Run `gptkit tokenizer encode -t SPEC TEXT` with the tiny runs reachable by name."""
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli
+
+    monkeypatch.setenv("GPTKIT_CHECKPOINTS", str(tiny_checkpoints["base"].parent.parent))
+    return lambda spec, text: CliRunner().invoke(cli, ["tokenizer", "encode", "-t", str(spec), text])
+
+
+@pytest.mark.parametrize("spec", ["step folder", "run folder", "tokenizer.json", "base", "base:1", "base/step-000001"])
+def test_encode_accepts_tokenizer_folders_and_checkpoints_alike(encode, tiny_checkpoints, spec):
+    step = tiny_checkpoints["base"]
+    spec = {"step folder": step, "run folder": step.parent, "tokenizer.json": step / "tokenizer.json"}.get(spec, spec)
+    text = "What is 12 + 7?"
+    result = encode(spec, text)
+    ids = load_tokenizer(step).encode(text)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"{len(ids)} tokens: {ids}", " | ".join(load_tokenizer(step).token_strings(ids))]
+
+
+def test_encode_refuses_what_names_no_tokenizer_in_one_line(encode, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = encode(tmp_path / "empty", "hi")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: {tmp_path / 'empty'}: neither a tokenizer folder (no tokenizer.json) "
+                                          "nor a checkpoint (no meta.json and no saved step inside)"]
+    result = encode("no-such-thing", "hi")
+    assert result.exit_code == 1 and result.stderr.startswith("error: no tokenizer 'no-such-thing'")
+    assert len(result.stderr.splitlines()) == 1

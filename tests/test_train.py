@@ -231,3 +231,16 @@ def test_validation_runs_on_its_own_cadence(tmp_path, tokenizer_dir):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "val_loss" in r] == [7, 14, 15]
     assert [r["step"] for r in rows] == [7, 10, 14, 15]
+
+
+def test_learning_rate_warms_up_linearly_then_follows_a_cosine_to_its_floor():
+    from gptkit.train.loop import TrainConfig, lr_at
+
+    cfg = TrainConfig(max_steps=110, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert [lr_at(s, cfg) for s in range(10)] == pytest.approx([1e-3 * (s + 1) / 10 for s in range(10)])
+    assert lr_at(10, cfg) == pytest.approx(1e-3)  # the peak, where the cosine starts
+    assert lr_at(60, cfg) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # halfway down
+    assert lr_at(110, cfg) == pytest.approx(1e-4) and lr_at(500, cfg) == pytest.approx(1e-4)  # the floor, then flat
+    decay = [lr_at(s, cfg) for s in range(10, 111)]
+    assert all(a > b for a, b in zip(decay, decay[1:]))
+    assert lr_at(0, TrainConfig(max_steps=5, lr=2e-3, warmup_steps=0)) == pytest.approx(2e-3)  # no warmup: starts at the peak

@@ -1,16 +1,19 @@
 """Preference data for learning from rankings: (prompt, chosen, rejected) triples, as chat tokens.
 
 Two sources, one shape:
-- a TRL preference JSONL file, validated line by line (a bad line is a DataError naming
-  file:line and field). Accepted rows: `{"prompt", "chosen", "rejected"}` with strings (TRL's
-  standard form); the prompt may also be a list of `{role, content}` messages and the answers
-  lists ending in one assistant message (TRL's conversational form); without a "prompt", the
-  answers are whole conversations whose shared leading messages are the prompt (TRL's implicit
-  prompt form).
+- a TRL preference JSONL file, read by `read_preference_file`, the one reader of such files
+  (`gptkit rank import` and every training command use it), validated line by line (a bad line
+  is a DataError naming file:line and field). Accepted rows: `{"prompt", "chosen", "rejected"}`
+  with strings (TRL's standard form); the prompt may also be a list of `{role, content}`
+  messages and the answers lists ending in one assistant message (TRL's conversational form);
+  without a "prompt", the answers are whole conversations whose shared leading messages are the
+  prompt (TRL's implicit prompt form).
 - the logbook (`source == "logbook"`): every (better, worse) pair every live ranking implies,
   through `store.rankings_to_pairs`, the one place a ranking becomes pairs.
 
-A prompt is a string (one user turn) or a list of messages; an answer is always a string.
+A prompt is a string (one user turn) or a list of messages; an answer is always a string. A
+prompt given as messages that are one user turn is that turn's text, so one prompt has one
+spelling whichever form a file uses.
 Encoding goes through `render_chat`, so a pair's mask marks exactly the answer's tokens and its
 `<|end|>`, as SFT trains them. Batches put the chosen answers in the first half of the rows and
 the rejected ones in the second half.
@@ -39,13 +42,19 @@ def load_preference_pairs(source: str, *, include_synthetic: bool = True) -> lis
     if source == TOYWORLD:
         raise DataError("the toy world holds no rankings: give --data logbook or a preference JSONL file "
                         "(`gptkit quickstart --feedback` ranks toy-world answers into the logbook)")
-    path = Path(source).expanduser()
+    return [pair for _, pair in read_preference_file(source)]
+
+
+def read_preference_file(path) -> list[tuple[int, tuple]]:
+    """(line number, (prompt, chosen, rejected)) for each row of a TRL preference JSONL file, in
+    any of the three forms; DataError naming file:line:field at the first bad row."""
+    path = Path(path).expanduser()
     if not path.is_file():
         raise DataError("no such file", path=path)
-    pairs = [parse_preference(obj, path, line_no) for line_no, obj in iter_jsonl(path)]
-    if not pairs:
+    rows = [(line_no, parse_preference(obj, path, line_no)) for line_no, obj in iter_jsonl(path)]
+    if not rows:
         raise DataError("no preference pairs in file", path=path)
-    return pairs
+    return rows
 
 
 def load_prompts(source: str, *, include_synthetic: bool = True) -> list:
@@ -90,7 +99,7 @@ def parse_preference(obj, path, line: int) -> tuple:
         _check_messages(prompt, path, line, "prompt")
         if not prompt:
             raise DataError("expected text or a non-empty list of messages", path=path, line=line, field="prompt")
-        prompt = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        prompt = _prompt_from_messages(prompt)
     elif not isinstance(prompt, str):
         raise DataError("expected text or a list of messages", path=path, line=line, field="prompt")
     return prompt, _answer(obj["chosen"], path, line, "chosen"), _answer(obj["rejected"], path, line, "rejected")
@@ -123,11 +132,17 @@ def _implicit_prompt(obj: dict, path, line: int) -> tuple:
         raise DataError("missing (needed unless chosen and rejected are whole conversations)",
                         path=path, line=line, field="prompt")
     answers = _answer(chosen, path, line, "chosen"), _answer(rejected, path, line, "rejected")
-    prompt = [{"role": m["role"], "content": m["content"]} for m in chosen[:-1]]
-    if not prompt or rejected[:-1] != chosen[:-1]:
+    if len(chosen) < 2 or rejected[:-1] != chosen[:-1]:
         raise DataError("chosen and rejected must share the conversation before their last message",
                         path=path, line=line, field="rejected")
-    return prompt, *answers
+    return _prompt_from_messages(chosen[:-1]), *answers
+
+
+def _prompt_from_messages(messages: list[dict]):
+    """Checked messages -> the prompt: one user turn is its text, anything longer stays messages."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def prompt_messages(prompt) -> list[dict]:

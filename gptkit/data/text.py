@@ -109,13 +109,16 @@ class TokenShards:
 
 
 def _tokenizer_fingerprint(tokenizer) -> str:
+    """Everything that decides the ids: the split pattern, every rank and every special token id.
+    (Hashing only a sample of the ranks let a tokenizer that differed elsewhere reuse stale ids.)"""
     h = hashlib.sha256()
     h.update(tokenizer.name.encode())
     h.update(str(tokenizer.n_vocab).encode())
     h.update(tokenizer.encoding._pat_str.encode())
     h.update(b"prefix_space" if tokenizer.prefix_space else b"")
-    for token, rank in sorted(tokenizer.encoding._mergeable_ranks.items(), key=lambda kv: kv[1])[:: max(1, tokenizer.n_vocab // 512)]:
-        h.update(token + rank.to_bytes(4, "little"))
+    for token, rank in sorted(tokenizer.encoding._mergeable_ranks.items(), key=lambda kv: kv[1]):
+        h.update(len(token).to_bytes(2, "little") + token + rank.to_bytes(4, "little"))
+    h.update(json.dumps(sorted(tokenizer.encoding._special_tokens.items())).encode())
     return h.hexdigest()
 
 

@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, sample_pair_batch, split_by_prompt
 from gptkit.device import to_device
-
-POLICY_INIT_KINDS = ("assistant", "policy")
 
 
 def token_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,22 +103,13 @@ class DPOObjective:
         return sample_text(model, self.tokenizer, ids)
 
 
-def policy_start(init_from, run_dir: Path, resume: bool):
-    """(tokenizer, model, lineage, saved meta) of a policy run. Fresh: from `init_from`, saved meta
-    {}. Resumed: from the newest step, whose metadata names the parent (the frozen reference)."""
-    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
-    from gptkit.errors import UsageError
-    from gptkit.tokenizer import load_tokenizer
+def start_policy(init_from, run_dir: Path, resume: bool):
+    """`start_run` for a policy (DPO, PPO): it starts from an SFT checkpoint, which is also the
+    frozen reference; the run records both its name and its step folder (`parent_path`)."""
+    from gptkit.train.loop import start_run
 
-    if resume:
-        last = latest_step(run_dir)
-        meta = read_meta(last)
-        lineage = {"parent": meta.get("parent"), "parent_path": meta.get("parent_path") or meta.get("parent")}
-        return load_tokenizer(last), build_model(meta), lineage, meta
-    if not init_from:
-        raise UsageError("-m/--model: give the assistant (SFT) checkpoint to start the policy from")
-    ckpt = load_checkpoint(init_from, kinds=POLICY_INIT_KINDS)
-    return ckpt.tokenizer, ckpt.model, {"parent": ckpt.name, "parent_path": str(ckpt.path.resolve())}, {}
+    return start_run(run_dir, resume=resume, init_from=init_from, init_kinds=CHAT_KINDS,
+                     init_hint="the assistant (SFT) checkpoint to start the policy from")
 
 
 def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float = 0.1, sft_weight: float = 0.0,
@@ -129,19 +119,18 @@ def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float =
     On resume, beta, sft_weight and the reference are the run's own (from its metadata), so it
     goes on exactly as it started."""
     from gptkit.errors import DataError, UsageError
-    from gptkit.train.loop import check_run_dir, train
+    from gptkit.train.loop import train
 
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    start = start_policy(init_from, run_dir, resume)
+    tokenizer, model, saved = start.tokenizer, start.model, start.saved
     pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
-    tokenizer, model, lineage, saved = policy_start(init_from, run_dir, resume)
     if resume and saved.get("method") != "dpo":
         raise UsageError(f"--resume: {run_dir} holds a {saved.get('method') or saved['kind']} run, not a DPO one")
     if resume and (saved.get("beta", beta), saved.get("sft_weight", 0.0)) != (beta, sft_weight):
         beta, sft_weight = saved.get("beta", beta), saved.get("sft_weight", 0.0)
         if reporter:
             reporter.message(f"resuming with the run's own beta {beta} and sft_weight {sft_weight}")
-    reference = load_frozen(lineage["parent_path"], dc.device, POLICY_INIT_KINDS).model
+    reference = load_frozen(start.parent_path, dc.device, CHAT_KINDS).model
     train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
     train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
     val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size) or train_pairs
@@ -149,8 +138,9 @@ def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float =
         raise DataError(f"{data}: none of the {len(pairs)} pairs states a preference (identical answers or empty ones)")
     if reporter:
         reporter.message(f"data: {len(pairs)} pairs ({len(train_pairs)} train / {len(val_pairs)} val); "
-                         f"reference: {lineage['parent']} (frozen); beta {beta}")
+                         f"reference: {start.parent} (frozen); beta {beta}")
     objective = DPOObjective(train_pairs, val_pairs, tokenizer, reference, beta=beta, sft_weight=sft_weight,
                              batch_size=cfg.batch_size, device=dc.device)
-    meta = {**lineage, "data": data, "method": "dpo", "beta": beta, "sft_weight": sft_weight}
+    meta = {"parent": start.parent, "parent_path": start.parent_path, "data": data, "method": "dpo", "beta": beta,
+            "sft_weight": sft_weight}
     return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)

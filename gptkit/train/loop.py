@@ -14,6 +14,9 @@ provides both:
         def tokens_in(self, batch) -> int           # for tokens/s
         def sample(self, model) -> str | None       # optional text shown at eval time
 
+Every objective's run starts through `start_run`: refuse to overwrite a run or to resume nothing,
+then either the newest step of the run (resume) or the checkpoint it starts from (or a new model).
+
 Exact resume: the data order comes only from `generator` (a torch.Generator whose state is saved
 with each checkpoint), the optimizer state and global RNG state are saved as tensors, and the
 schedule is a pure function of the step. So N steps straight and N/2 + resume + N/2 give the
@@ -286,6 +289,46 @@ def train(
     if last_saved is None:
         raise TrainingError("interrupted before the first step finished; nothing was saved")
     return last_saved
+
+
+@dataclass
+class RunStart:
+    """What a run starts from (see `start_run`)."""
+
+    tokenizer: object
+    model: object  # on the CPU; a resumed run's weights are loaded by `train`
+    parent: str | None  # the checkpoint the run started from (display name); None for a new model
+    parent_path: str | None  # that checkpoint's step folder, for objectives that load it again (a frozen reference)
+    saved: dict  # metadata of the step resumed from; {} for a fresh run
+
+
+def start_run(run_dir: Path, *, resume: bool, init_from: str | None, init_kinds: tuple[str, ...],
+              init_hint: str = "", new_model=None) -> RunStart:
+    """The one start-or-resume preamble of every objective.
+
+    Refuses to overwrite a run or to resume nothing (`check_run_dir`). Resumed: the newest step's
+    tokenizer, a model built from its config and the lineage the run recorded. Fresh: the
+    `init_from` checkpoint (one of `init_kinds`); without one, `new_model()` -> (tokenizer,
+    model), or a UsageError asking for -m/--model (`init_hint`: what it should name).
+    """
+    from gptkit.checkpoint import build_model, latest_step, load_checkpoint, read_meta
+    from gptkit.errors import UsageError
+    from gptkit.tokenizer import load_tokenizer
+
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    if resume:
+        last = latest_step(run_dir)
+        meta = read_meta(last)
+        parent = meta.get("parent")
+        return RunStart(load_tokenizer(last), build_model(meta), parent, meta.get("parent_path") or parent, meta)
+    if init_from:
+        ckpt = load_checkpoint(init_from, kinds=init_kinds)
+        return RunStart(ckpt.tokenizer, ckpt.model, ckpt.name, str(ckpt.path.resolve()), {})
+    if new_model is None:
+        raise UsageError(f"-m/--model: give {init_hint}")
+    tokenizer, model = new_model()
+    return RunStart(tokenizer, model, None, None, {})
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:

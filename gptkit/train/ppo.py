@@ -30,12 +30,13 @@ from pathlib import Path
 
 import torch
 
+from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.chat import pad_batch
 from gptkit.data.preferences import encode_prompt, load_prompts, split_by_prompt
 from gptkit.engine import SamplingParams, generate
 from gptkit.errors import DataError, TrainingError, UsageError
 from gptkit.textgen import stop_ids_for
-from gptkit.train.dpo import POLICY_INIT_KINDS, load_frozen, policy_start, token_logprobs
+from gptkit.train.dpo import load_frozen, start_policy, token_logprobs
 
 ROLLOUTS = "rollouts"
 SCORING_BATCH = 32  # rows per forward when computing rollout log-probs and scores
@@ -257,12 +258,12 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
     On resume the reward model, the reference and the PPO settings are the run's own (from its
     metadata), whatever the command line says, so the run goes on exactly as it started.
     """
-    from gptkit.train.loop import check_run_dir, train
+    from gptkit.train.loop import train
 
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
     settings = settings or PPOSettings()
-    tokenizer, model, lineage, saved = policy_start(init_from, run_dir, resume)
+    start = start_policy(init_from, run_dir, resume)
+    tokenizer, model, saved = start.tokenizer, start.model, start.saved
     calls_done = 0
     if resume:
         if saved.get("method") != "ppo":
@@ -281,7 +282,7 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
     if reward_ckpt.tokenizer.n_vocab != tokenizer.n_vocab or reward_ckpt.tokenizer.encode(probe) != tokenizer.encode(probe):
         raise UsageError(f"--reward: {reward_ckpt.name} uses another tokenizer than the policy; "
                          "train the reward model from the same SFT checkpoint")
-    reference = load_frozen(lineage["parent_path"], dc.device, POLICY_INIT_KINDS).model
+    reference = load_frozen(start.parent_path, dc.device, CHAT_KINDS).model
     room = model.config.block_size - settings.max_new_tokens
     encoded = [(prompt, encode_prompt(tokenizer, prompt)) for prompt in load_prompts(data, include_synthetic=include_synthetic)]
     prompts = [(prompt, ids) for prompt, ids in encoded if len(ids) <= room]  # the engine would cut longer ones
@@ -291,11 +292,11 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
     train_prompts, val_prompts = split_by_prompt(prompts, lambda item: item[0])
     if reporter:
         reporter.message(f"prompts: {len(train_prompts)} train / {len(val_prompts)} val; reward model {reward_ckpt.name}; "
-                         f"reference {lineage['parent']} (frozen); {settings.samples_per_prompt} samples per prompt")
+                         f"reference {start.parent} (frozen); {settings.samples_per_prompt} samples per prompt")
     model.to(dc.device)
     objective = PPOObjective(model, reference, reward_ckpt.model, tokenizer, [ids for _, ids in train_prompts],
                              [ids for _, ids in val_prompts], settings, device=dc.device, autocast=dc.autocast,
                              rollout_dir=run_dir / ROLLOUTS, grad_accum=cfg.grad_accum, calls_done=calls_done)
-    meta = {**lineage, "data": data, "method": "ppo", "reward_model": reward_ckpt.name,
-            "reward_model_path": str(reward_ckpt.path.resolve()), "ppo": asdict(settings)}
+    meta = {"parent": start.parent, "parent_path": start.parent_path, "data": data, "method": "ppo",
+            "reward_model": reward_ckpt.name, "reward_model_path": str(reward_ckpt.path.resolve()), "ppo": asdict(settings)}
     return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)

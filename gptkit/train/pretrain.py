@@ -69,38 +69,40 @@ def run_pretrain(
     resume: bool = False,
     reporter=None,
 ):
-    """`gptkit train`: returns the last saved step folder of `run_dir`."""
+    """`gptkit train`: returns the last saved step folder of `run_dir`.
+
+    A new model is made only when the run neither resumes nor starts from `init_from`; then
+    `preset`, `tokenizer_spec` and `vocab_size` apply (and a resumed run keeps its own preset)."""
     from pathlib import Path
 
-    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
+    from gptkit.checkpoint import load_tokenizer_from
     from gptkit.model import GPT, config_for
-    from gptkit.tokenizer import load_tokenizer, train_tokenizer
-    from gptkit.train.loop import check_run_dir, train
+    from gptkit.tokenizer import train_tokenizer
+    from gptkit.train.loop import start_run, train
 
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
     documents, source_key = load_pretrain_documents(data)
-    parent = None
-    if resume:
-        last = latest_step(run_dir)
-        meta = read_meta(last)
-        tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
-    elif init_from:
-        ckpt = load_checkpoint(init_from, kinds=("base", "assistant"))
-        tokenizer, model, parent = ckpt.tokenizer, ckpt.model, ckpt.name
-    else:
+
+    def new_model():
         if tokenizer_spec:
-            tokenizer = load_tokenizer(tokenizer_spec)
+            tokenizer = load_tokenizer_from(tokenizer_spec)
         else:
             if reporter:
                 reporter.message(f"training a {vocab_size}-token BPE tokenizer on the data (--tokenizer to use another)")
             tokenizer = train_tokenizer(documents, vocab_size, name=run_dir.name)
         torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed reproduces
-        model = GPT(config_for(preset, tokenizer.n_vocab))
+        return tokenizer, GPT(config_for(preset, tokenizer.n_vocab))
+
+    start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=("base", "assistant"), new_model=new_model)
+    tokenizer, model = start.tokenizer, start.model
+    if resume:
+        preset = start.saved.get("preset")
+    elif init_from:
+        preset = None  # the model is the checkpoint's, whatever its size
     shards = build_shards(documents, tokenizer, block_size=model.config.block_size, source_key=source_key)
     if reporter:
         reporter.message(f"data: {len(documents)} documents, {len(shards.train):,} train / {len(shards.val):,} val tokens")
     objective = PretrainObjective(shards, tokenizer, batch_size=cfg.batch_size, seq_len=model.config.block_size,
                                   device=dc.device, sample_prompt="")
-    meta = {"parent": parent, "data": data, "preset": preset}
+    meta = {"parent": start.parent, "data": data, "preset": preset}
     return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)

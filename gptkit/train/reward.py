@@ -5,9 +5,9 @@ implies, and the model learns Bradley-Terry preferences: loss = -log sigmoid(r_c
 The reward of a conversation is read from the final hidden state at its last real token (the
 answer's `<|end|>`), where the whole prompt and answer are in view.
 
-`RewardModel` subclasses `GPT` so its state dict is GPT's plus `reward_head.*`: checkpoints save
-and load it like any other model (kind "reward"), and its trunk starts as the SFT model's. The
-head starts at zero, so every reward is 0 and the first loss is exactly log 2.
+The architecture, `RewardModel` (GPT plus a zero-initialised scalar head), lives in model.py
+beside the GPT; here its trunk starts as the SFT model's, so every reward starts at 0 and the
+first loss is exactly log 2.
 
 Must not know: where pairs come from (data/preferences.py) or how they are ranked (store.py).
 """
@@ -15,28 +15,12 @@ Must not know: where pairs come from (data/preferences.py) or how they are ranke
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from torch.nn import functional as F
 
+from gptkit.checkpoint import CHAT_KINDS
 from gptkit.data.preferences import encode_pairs, load_preference_pairs, pair_batch, sample_pair_batch, split_by_prompt
 from gptkit.device import to_device
-from gptkit.model import GPT
-
-INIT_KINDS = ("assistant", "policy")  # an SFT model (or a tuned one): it already reads chats
-
-
-class RewardModel(GPT):
-    def __init__(self, config):
-        super().__init__(config)
-        self.reward_head = nn.Linear(config.n_embd, 1)
-        nn.init.zeros_(self.reward_head.weight)
-        nn.init.zeros_(self.reward_head.bias)
-
-    def reward(self, idx: torch.Tensor, last_index: torch.Tensor) -> torch.Tensor:
-        """idx (B, T), last_index (B,) -> reward (B,) read at each row's last real token."""
-        h = self.hidden_states(idx)  # (B, T, n_embd)
-        rows = torch.arange(idx.size(0), device=idx.device)
-        return self.reward_head(h[rows, last_index]).squeeze(-1).float()
+from gptkit.model import GPT, RewardModel
 
 
 def reward_model_from(model: GPT) -> RewardModel:
@@ -96,23 +80,14 @@ def pairwise_accuracy(model: RewardModel, encoded_pairs: list, pad_id: int, *, b
 def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False,
                include_synthetic: bool = True, reporter=None) -> tuple[Path, dict]:
     """`gptkit reward`: (last saved step folder, figures incl. held-out pairwise accuracy)."""
-    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
-    from gptkit.errors import DataError, UsageError
-    from gptkit.tokenizer import load_tokenizer
-    from gptkit.train.loop import check_run_dir, train
+    from gptkit.errors import DataError
+    from gptkit.train.loop import start_run, train
 
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=CHAT_KINDS,  # it already reads chats
+                      init_hint="the assistant (SFT) checkpoint the reward model starts from")
+    tokenizer = start.tokenizer
+    model = start.model if resume else reward_model_from(start.model)  # a resumed run's is a RewardModel already
     pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
-    if resume:
-        last = latest_step(run_dir)
-        meta = read_meta(last)
-        tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
-    else:
-        if not init_from:
-            raise UsageError("-m/--model: give the assistant (SFT) checkpoint the reward model starts from")
-        ckpt = load_checkpoint(init_from, kinds=INIT_KINDS)
-        tokenizer, model, parent = ckpt.tokenizer, reward_model_from(ckpt.model), ckpt.name
     train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
     train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
     val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size)
@@ -124,7 +99,7 @@ def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bo
         split = f"{len(train_pairs)} train / {len(val_pairs)} held-out" if held_out else "one prompt: no held-out split"
         reporter.message(f"data: {len(pairs)} pairs ({split})")
     objective = RewardObjective(train_pairs, val_pairs, tokenizer, batch_size=cfg.batch_size, device=dc.device)
-    meta = {"parent": parent, "data": data}
+    meta = {"parent": start.parent, "data": data}
     last = train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
     accuracy = pairwise_accuracy(model, val_pairs, tokenizer.bos_id) if held_out else None
     if reporter and held_out:

@@ -44,26 +44,15 @@ class SFTObjective:
 
 def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False, reporter=None) -> Path:
     """`gptkit sft`: returns the last saved step folder of `run_dir`."""
-    from gptkit.checkpoint import latest_step, build_model, load_checkpoint, read_meta
-    from gptkit.errors import UsageError
-    from gptkit.tokenizer import load_tokenizer
-    from gptkit.train.loop import check_run_dir, train
+    from gptkit.train.loop import start_run, train
 
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
-    if resume:
-        last = latest_step(run_dir)
-        meta = read_meta(last)
-        tokenizer, model, parent = load_tokenizer(last), build_model(meta), meta.get("parent")
-    else:
-        if not init_from:
-            raise UsageError("-m/--model: give the base checkpoint to fine-tune")
-        ckpt = load_checkpoint(init_from, kinds=("base", "assistant"))
-        tokenizer, model, parent = ckpt.tokenizer, ckpt.model, ckpt.name
+    start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=("base", "assistant"),
+                      init_hint="the base checkpoint to fine-tune")
+    tokenizer, model = start.tokenizer, start.model
     examples = encode_conversations(tokenizer, load_conversations(data), model.config.block_size)
     train_examples, val_examples = split_examples(examples)
     if reporter:
         reporter.message(f"data: {len(examples)} conversations ({len(train_examples)} train / {len(val_examples)} val)")
     objective = SFTObjective(train_examples, val_examples, tokenizer, batch_size=cfg.batch_size, device=dc.device)
-    meta = {"parent": parent, "data": data}
+    meta = {"parent": start.parent, "data": data}
     return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)

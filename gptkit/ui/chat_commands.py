@@ -542,9 +542,9 @@ def template_names() -> list[str]:
 
 
 def checkpoint_names() -> list[str]:
-    from gptkit.checkpoint import list_checkpoints
+    from gptkit.checkpoint import GENERATIVE_KINDS, list_checkpoints
 
-    return [row["name"] for row in list_checkpoints() if row.get("kind") in ("base", "assistant", "policy")]
+    return [row["name"] for row in list_checkpoints() if row.get("kind") in GENERATIVE_KINDS]
 
 
 def argument_candidates(command: str, before: list[str]) -> list[str]:

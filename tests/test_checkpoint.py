@@ -1,0 +1,67 @@
+"""checkpoint.py: the kinds, reading a kind without the weights, and listing runs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, KINDS, load_checkpoint, peek_kind
+from gptkit.errors import CheckpointError
+
+
+def copy_run(step_dir, dest):
+    """A private copy of a session checkpoint's run folder; returns its step folder."""
+    shutil.copytree(step_dir.parent, dest)
+    return dest / step_dir.name
+
+
+def test_kinds_nest():
+    assert set(CHAT_KINDS) < set(GENERATIVE_KINDS) < set(KINDS) and "reward" not in GENERATIVE_KINDS
+
+
+def test_peek_kind_reads_metadata_only(tiny_checkpoints, tmp_path):
+    step = copy_run(tiny_checkpoints["assistant"], tmp_path / "assistant")
+    (step / "model.safetensors").unlink()
+    assert peek_kind(tmp_path / "assistant", CHAT_KINDS) == "assistant"
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(tmp_path / "assistant")
+
+
+def test_peek_kind_refuses_a_kind_not_asked_for(tiny_checkpoints):
+    with pytest.raises(CheckpointError, match="is a base checkpoint; expected assistant or policy"):
+        peek_kind(tiny_checkpoints["base"], CHAT_KINDS)
+
+
+def test_unknown_kind_in_metadata_is_refused(tiny_checkpoints, tmp_path):
+    step = copy_run(tiny_checkpoints["base"], tmp_path / "odd")
+    meta = json.loads((step / "meta.json").read_text())
+    (step / "meta.json").write_text(json.dumps({**meta, "kind": "critic"}))
+    with pytest.raises(CheckpointError, match="field 'kind': expected one of base, assistant, policy, reward"):
+        peek_kind(step)
+
+
+# ---- `gptkit list`: every run, nested ones included
+
+
+def test_list_shows_nested_runs_by_the_names_they_resolve_by(tiny_checkpoints, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from gptkit.checkpoint import list_checkpoints, resolve_checkpoint
+
+    root = tmp_path / "checkpoints"  # GPTKIT_CHECKPOINTS (conftest)
+    copy_run(tiny_checkpoints["base"], root / "quickstart" / "base")
+    copy_run(tiny_checkpoints["assistant"], root / "quickstart" / "assistant")
+    copy_run(tiny_checkpoints["base"], root / "mine")
+    (root / "quickstart" / "tokenizer").mkdir()  # not a run: skipped, as is a half-written step
+    (root / "quickstart" / "broken" / "step-000001").mkdir(parents=True)
+    rows = list_checkpoints()
+    assert [(r["name"], r["kind"], r["step"]) for r in rows] == [
+        ("mine", "base", 1), ("quickstart/assistant", "assistant", 1), ("quickstart/base", "base", 1)]
+    assert all(resolve_checkpoint(r["name"]) == Path(r["path"]) for r in rows)
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "list"], capture_output=True, text=True, check=True)
+    assert [line.split()[:2] for line in proc.stdout.splitlines()] == [
+        ["mine", "base"], ["quickstart/assistant", "assistant"], ["quickstart/base", "base"]]
+    with pytest.raises(CheckpointError, match="known in .*: mine, quickstart/assistant, quickstart/base"):
+        resolve_checkpoint("nope")
