@@ -60,7 +60,8 @@ def _held_back(text: str, stop_strings: tuple[str, ...]) -> int:
     return hold
 
 
-def _ids_of(ckpt, prompt: Prompt, as_document: bool | None) -> list[int]:
+def render_prompt(ckpt, prompt: Prompt, as_document: bool | None = None) -> list[int]:
+    """The ids `generate` feeds the model for `prompt` (see there for `as_document`)."""
     if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(t, int) for t in prompt):
         return list(prompt)
     kind = ckpt.kind if as_document is None else "base" if as_document else "assistant"
@@ -86,7 +87,7 @@ def generate(
     i's seed (default: params.seed for every prompt; None draws one, reported in `.seed`).
     Each text ends before the first of the `stop` strings; `on_text(i, j, delta)` streams.
     """
-    ids = [_ids_of(ckpt, p, as_document) for p in prompts]
+    ids = [render_prompt(ckpt, p, as_document) for p in prompts]
     return generate_ids(ckpt.model, ckpt.tokenizer, ids, params, k=k, seeds=seeds, stop=stop, on_text=on_text)
 
 

@@ -5,6 +5,7 @@ Streaming and stop strings are checked on a real GPT whose weights script its gr
 exactly which bytes arrive in which order.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,49 @@ def test_streamed_deltas_add_up_to_the_text(base, text, stop):
     full = data.decode("utf-8", errors="replace")
     assert "".join(deltas) == result.text == full.split(stop)[0]
     assert result.finish_reason == "stop"  # the stop string, or the script's closing end-of-document
+
+
+# ---- gptkit generate ---------------------------------------------------------------------------
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli as gptkit
+
+    result = CliRunner().invoke(gptkit, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def logged():
+    from gptkit.store import open_logbook
+
+    with open_logbook() as book:
+        return book.recent(kind="generate")
+
+
+def test_generate_command_samples_and_logs_each_one(tiny_checkpoints, assistant):
+    path = tiny_checkpoints["assistant"]
+    out = cli("generate", "-m", path, "What is 2 + 3?", "-n", "3", "--seed", "4", "--max-tokens", "6", "--device", "cpu")
+    assert [line.startswith("--- sample") for line in out.splitlines()].count(True) == 3
+    rows = logged()
+    assert len(rows) == 3 and {r["seed"] for r in rows} == {4} and {r["checkpoint"] for r in rows} == {assistant.name}
+    assert rows[0]["settings"]["temperature"] == 0.8 and rows[0]["settings"]["max_new_tokens"] == 6
+    assert sorted(r["extra"]["sample"] for r in rows) == [0, 1, 2]
+    assert "<|user|>What is 2 + 3?" in rows[0]["rendered_prompt"]
+    (want,) = generate(assistant, ["What is 2 + 3?"], SamplingParams(temperature=0.8, max_new_tokens=6, seed=4), k=3)
+    assert sorted(r["output"] for r in rows) == sorted(r.text for r in want)
+    listed = cli("log", "--kind", "generate", "--json")
+    assert len(listed.splitlines()) == 3
+
+
+def test_generate_command_json_reports_a_drawn_seed_that_reproduces(tiny_checkpoints, base):
+    path = tiny_checkpoints["base"]
+    out = cli("generate", "-m", path, "Once upon", "-n", "2", "--max-tokens", "5", "--json", "--no-log", "--device", "cpu")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["sample"] for line in lines] == [0, 1] and lines[0]["seed"] == lines[1]["seed"] is not None
+    assert lines[0]["prompt_truncated"] == 0 and lines[0]["settings"]["seed"] == lines[0]["seed"]
+    (again,) = generate(base, ["Once upon"], SamplingParams(temperature=0.8, max_new_tokens=5, seed=lines[0]["seed"]), k=2)
+    assert [line["text"] for line in lines] == [r.text for r in again]
+    assert logged() == []  # --no-log
