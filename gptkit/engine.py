@@ -14,9 +14,9 @@ good share of the batch has ended, the cache is compacted to the rows still runn
 decode step at many rows costs mostly the reading of each row's cache, which is why sharing the
 common beginning matters more than the batch size (bench/eval_speed.py measures it).
 
-Sampling noise depends on nothing but (prompt seed, sample index, decode step, token id), a hash
-(`uniform_noise`): a sample is the same whichever batch it decodes in, and sample j of k = 20 is
-sample j of k = 5. So batching, grouping and compaction never change what is sampled.
+Sampling noise depends on nothing but (prompt seed, sample index, decode step, token id)
+(`gptkit.sampling`): a sample is the same whichever batch it decodes in, and sample j of k = 20
+is sample j of k = 5. So batching, grouping and compaction never change what is sampled.
 
 On CUDA the host never waits for the GPU per token: sampling stays on the device, sampled ids
 are read back every `sync_every` steps (rows that end inside a chunk are simply ignored for its
@@ -26,31 +26,21 @@ pinned to the flash/efficient/math kernels, whose dispatch does not pay a per-ne
 """
 
 import math
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 
+from gptkit.sampling import SamplingParams, each_row, pick_seed, row_keys, sample_next, step_keys
+
 CUDA_SYNC_EVERY = 8  # decode steps between host reads of the sampled ids on CUDA
 MAX_ROWS = 256  # rows decoding at once, at most; fewer where their keys/values would pass KV_CACHE_BYTES
 KV_CACHE_BYTES = 1 << 30
 COMPACT_SHARE = 0.25  # drop finished rows from the batch once they are this share of it
 PREFILL_TOKENS = 4096  # prompt slots (padding included) per prefill forward: bounds its activations
-
-
-@dataclass
-class SamplingParams:
-    temperature: float = 1.0  # 0 means greedy
-    top_k: int | None = None
-    top_p: float | None = None
-    max_new_tokens: int = 128
-    seed: int | None = None  # None: a random seed, drawn on the host
-    min_new_tokens: int = 0  # stop ids cannot end a row before this many tokens
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
+SHARED_MIN = 16  # a shorter common beginning is cheaper copied into every row than read through
+                 # the shared-prefix attention (plain matmuls, where a row's own slots get SDPA)
 
 
 @dataclass
@@ -58,85 +48,6 @@ class Completion:
     tokens: list[int] = field(default_factory=list)  # generated ids, stop token excluded
     finish_reason: str = "length"  # "stop" (a stop id or should_stop) | "length"
     prompt_truncated: int = 0  # prompt tokens dropped from the front to fit the context
-
-
-# ---- sampling ---------------------------------------------------------------------------------
-
-def _int64(n: int) -> int:
-    """n as the int64 with the same low 64 bits (what torch's int64 arithmetic wraps to)."""
-    return (n + (1 << 63)) % (1 << 64) - (1 << 63)
-
-
-# splitmix64 (Steele, Lea & Flood, 2014): keys step by an odd "golden" constant and a finalizer
-# spreads every input bit over every output bit. Torch multiplies int64 with wrap-around, but its
-# >> on int64 is arithmetic: each shift is masked back to the bits a logical shift keeps.
-GOLDEN = _int64(0x9E3779B97F4A7C15)
-_MIX1, _MIX2 = _int64(0xBF58476D1CE4E5B9), _int64(0x94D049BB133111EB)
-
-
-def mix64(x: torch.Tensor) -> torch.Tensor:
-    """splitmix64's finalizer on an int64 tensor, elementwise."""
-    x = x ^ ((x >> 30) & ((1 << 34) - 1))
-    x = x * _MIX1
-    x = x ^ ((x >> 27) & ((1 << 37) - 1))
-    x = x * _MIX2
-    return x ^ ((x >> 31) & ((1 << 33) - 1))
-
-
-def row_keys(seeds: list[int], num_samples: int, device) -> torch.Tensor:
-    """(P*k,) int64: the key of each prompt-major row (p*k + j), a hash of prompt p's seed and the
-    sample index j alone."""
-    if len(set(seeds)) == 1:  # built on the device: a host-to-device copy would be a sync on CUDA
-        seed = torch.full((len(seeds) * num_samples,), _int64(seeds[0]), dtype=torch.long, device=device)
-    else:
-        seed = torch.tensor([_int64(s) for s in seeds], device=device)[each_row(len(seeds), num_samples, device)]
-    sample = torch.arange(num_samples, dtype=torch.long, device=device).repeat(len(seeds))
-    return mix64(mix64(seed + GOLDEN) + (sample + 1) * GOLDEN)
-
-
-def each_row(n_prompts: int, num_samples: int, device) -> torch.Tensor:
-    """(P*k,): the prompt of each prompt-major row, 0,0,..,1,1,.. (no sync, unlike repeat_interleave)."""
-    return torch.arange(n_prompts * num_samples, device=device) // num_samples
-
-
-def step_keys(keys: torch.Tensor, step: int) -> torch.Tensor:
-    """(R,) row keys -> the keys of decode step `step` (no host sync: the step is a host int)."""
-    return mix64(keys + _int64((step + 1) * GOLDEN))
-
-
-def uniform_noise(keys: torch.Tensor, n: int) -> torch.Tensor:
-    """(R,) step keys -> (R, n) float32 uniforms in (0, 1); entry v is a hash of (key, v) alone."""
-    tokens = torch.arange(1, n + 1, dtype=torch.long, device=keys.device) * GOLDEN
-    bits = mix64(keys[:, None] + tokens)  # (R, n)
-    return (((bits >> 40) & 0xFFFFFF).float() + 0.5) * 2.0**-24  # the top 24 bits: float32's precision
-
-
-def sample_next(logits: torch.Tensor, params: SamplingParams, keys: torch.Tensor | None) -> torch.Tensor:
-    """logits (B, V) -> next ids (B,). Greedy at temperature 0; top-k, then top-p filtering; else
-    drawn with the noise of `keys` (B,), this step's `step_keys`."""
-    if params.temperature <= 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / params.temperature
-    if params.top_k is not None and params.top_k < logits.size(-1):
-        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if params.top_p is not None and params.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        # drop a token once the tokens before it already cover top_p (the best token always stays)
-        drop_sorted = cumulative - sorted_logits.softmax(dim=-1) >= params.top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    # The exponential race: argmax(p_i / E_i) with E_i ~ Exp(1) is a draw from p, and in logs
-    # argmax(logit_i - log E_i) needs no softmax at all. E = -log(U) from uniform noise: several
-    # times cheaper than torch.multinomial on a CPU, and no host sync on a GPU.
-    log_noise = uniform_noise(keys, logits.size(-1)).log_().neg_().log_()
-    return (logits - log_noise).argmax(dim=-1)
-
-
-def pick_seed(seed: int | None) -> int:
-    """`seed`, or for None a fresh random one (drawn on the host, so it can be reported)."""
-    return secrets.randbelow(2**31) if seed is None else seed
 
 
 # ---- one batch --------------------------------------------------------------------------------
@@ -207,6 +118,27 @@ def common_prefix_len(a: list[int], b: list[int]) -> int:
     return next((i for i in range(n) if a[i] != b[i]), n)
 
 
+def shareable(common: int, shortest: int) -> int:
+    """How much of a batch's common beginning (`common` tokens) its cache keeps once for all rows:
+    a token short of its shortest prompt, so that each prompt's last token is prefilled in its
+    own row and gives that row's first logits; nothing if that is under SHARED_MIN tokens."""
+    shared = min(common, shortest - 1)
+    return shared if shared >= SHARED_MIN else 0
+
+
+def prefill_chunks(lengths: list[int]) -> list[tuple[int, int]]:
+    """Runs of rows i..j-1 prefilled by one forward: about PREFILL_TOKENS slots each, counting
+    each row as long as the longest of its run (rows come shortest first from `plan_batches`)."""
+    runs, i = [], 0
+    while i < len(lengths):
+        j, longest = i + 1, lengths[i]
+        while j < len(lengths) and max(longest, lengths[j]) * (j + 1 - i) <= PREFILL_TOKENS:
+            longest, j = max(longest, lengths[j]), j + 1
+        runs.append((i, j))
+        i = j
+    return runs
+
+
 @torch.inference_mode()
 def prefill_batch(model, prompts: list[list[int]], max_new: int, *, shared: int, fixed_rows: int):
     """The cache for a batch of prompts after prefill, and the logits of each prompt's last token (P, V).
@@ -228,9 +160,11 @@ def prefill_batch(model, prompts: list[list[int]], max_new: int, *, shared: int,
     ids = torch.tensor([[0] * n + r for n, r in zip(pad, rest)], device=device)  # (P, width); 0: any id will do
     cache = model.new_cache(len(prompts), shared + width + max_new, prefix=prefix,
                             pad=torch.tensor(pad, device=device) if any(pad) else None)
-    chunk = max(1, PREFILL_TOKENS // width)
-    logits = torch.cat([prefill(model, ids[i : i + chunk], cache.rows(i, i + chunk), shared)
-                        for i in range(0, len(prompts), chunk)])
+    logits = []
+    for i, j in prefill_chunks([len(r) for r in rest]):
+        w = max(len(r) for r in rest[i:j])  # the columns before are padding in all these rows
+        logits.append(prefill(model, ids[i:j, width - w :], cache.rows(i, j), shared + width - w))
+    logits = torch.cat(logits)
     if fixed_rows > 1:
         cache = cache.select_rows(each_row(len(prompts), fixed_rows, device))
     return cache, logits
@@ -265,12 +199,10 @@ def decode_batch(
     on_cuda = device.type == "cuda"
     fixed_shapes = (on_cuda if static is None else static) and max_new > 1
     sync_every = sync_every or (CUDA_SYNC_EVERY if on_cuda else 1)
-    # Every row but the one-prompt, one-sample case reads the common beginning from one copy. It
-    # stops a token short of the shortest prompt, so each prompt's last token is prefilled in its
-    # own row and gives that row's first logits.
+    # Every row but the one-prompt, one-sample case reads the common beginning from one copy.
     many = len(prompts) > 1 or k > 1
-    shared = 0 if fixed_shapes or not many else min(
-        min(len(p) for p in prompts) - 1, min(common_prefix_len(prompts[0], p) for p in prompts))
+    shared = 0 if fixed_shapes or not many else shareable(min(common_prefix_len(prompts[0], p) for p in prompts),
+                                                         min(len(p) for p in prompts))
     with attention_backends(device):
         cache, logits = prefill_batch(model, prompts, max_new, shared=shared, fixed_rows=k if fixed_shapes else 0)
     rows = [(p, j) for p in range(len(prompts)) for j in range(k)]  # (prompt, sample) of each cache row
@@ -338,38 +270,45 @@ def fit_prompt(prompt: list[int], max_new_tokens: int, block_size: int) -> tuple
 
 def plan_batches(prompts: list[list[int]], rows_per_prompt: int, max_rows: int, split_gain: int) -> list[list[int]]:
     """Prompt indices in batches of at most `max_rows` rows (`rows_per_prompt` each; a prompt's
-    rows stay together), prompts that begin alike in one batch, by length within it.
-
-    Sorted by their ids, prompts that share a beginning are neighbours. A run of them is split at
-    its weakest link (the neighbours sharing least) when the two parts would save reading more
-    than `split_gain` cache slots per decode step by each sharing its own longer beginning (a
-    batch costs one more read of the weights per step). Each part is then cut by length.
-    """
-    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    rows stay together), prompts that begin alike in one batch, by length within it."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])  # alike beginnings become neighbours
     link = [common_prefix_len(prompts[a], prompts[b]) for a, b in zip(order, order[1:])]
-
-    def shared(lo: int, hi: int) -> int:  # what order[lo:hi] all begin with
-        return min(link[lo : hi - 1], default=len(prompts[order[lo]]))
-
-    parts, todo = [], [(0, len(order))] if order else []
-    while todo:
-        lo, hi = todo.pop()
-        if hi - lo > 1:
-            cut = min(range(lo, hi - 1), key=lambda i: link[i]) + 1
-            both = link[cut - 1]
-            saved = rows_per_prompt * ((cut - lo) * (shared(lo, cut) - both) + (hi - cut) * (shared(cut, hi) - both))
-            if saved > split_gain:
-                todo += [(cut, hi), (lo, cut)]
-                continue
-        parts.append((lo, hi))
-
     batches = []
     per_batch = max(1, max_rows // rows_per_prompt)
-    for lo, hi in parts:
+    for lo, hi in families(link, [len(prompts[i]) for i in order], rows_per_prompt, split_gain) if order else []:
         by_length = sorted(order[lo:hi], key=lambda i: len(prompts[i]))
         size = math.ceil(len(by_length) / math.ceil(len(by_length) / per_batch))  # balanced parts
         batches += [by_length[i : i + size] for i in range(0, len(by_length), size)]
     return batches
+
+
+def families(link: list[int], lengths: list[int], rows_per_prompt: int, split_gain: int) -> list[tuple[int, int]]:
+    """Runs lo..hi-1 of sorted prompts (of `lengths`; link[i]: how many tokens prompts i and i+1
+    begin with alike) that are cheapest decoded as batches of their own.
+
+    A batch whose n prompts share s tokens reads its cache's shared slots once per step instead
+    of rows_per_prompt * n times; each batch costs one more read of the weights, `split_gain`
+    slots' worth. Runs split at their weakest links into a tree (the children share more than
+    their parent); a run stays whole unless its children cost less.
+    """
+    nodes, todo = [], [(0, len(lengths), -1)]  # (lo, hi, children); parents come before children
+    while todo:
+        lo, hi, parent = todo.pop()
+        nodes.append((lo, hi, []))
+        if parent >= 0:
+            nodes[parent][2].append(len(nodes) - 1)
+        if hi - lo > 1:
+            weakest = min(link[lo : hi - 1])
+            cuts = [lo] + [i + 1 for i in range(lo, hi - 1) if link[i] == weakest] + [hi]
+            todo += [(a, b, len(nodes) - 1) for a, b in zip(cuts, cuts[1:])]
+    best: list[tuple[int, list[tuple[int, int]]]] = [(0, [])] * len(nodes)  # (cost, runs) per node
+    for me in reversed(range(len(nodes))):
+        lo, hi, children = nodes[me]
+        shared = shareable(min(link[lo : hi - 1], default=lengths[lo]), min(lengths[lo:hi]))
+        whole = split_gain - (rows_per_prompt * (hi - lo) - 1) * shared
+        apart = sum(best[c][0] for c in children) if children else whole
+        best[me] = (apart, [run for c in children for run in best[c][1]]) if apart < whole else (whole, [(lo, hi)])
+    return best[0][1]
 
 
 def batch_limits(model, max_len: int) -> tuple[int, int]:
