@@ -85,14 +85,13 @@ def generate(
     Each text ends before the first of the `stop` strings.
     """
     from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text, prompt_ids
+    from gptkit.textgen import generate as generate_texts
 
     if n < 1:
         raise UsageError(f"n must be at least 1, got {n}")
-    ids = prompt.ids if isinstance(prompt, RenderedPrompt) else prompt_ids(checkpoint.tokenizer, checkpoint.kind, prompt)
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=seed)
-    results = generate_text(checkpoint.model, checkpoint.tokenizer, ids, params, num_samples=n,
-                            stop_strings=tuple(stop))
+    (results,) = generate_texts(checkpoint, [prompt.ids if isinstance(prompt, RenderedPrompt) else prompt], params,
+                                k=n, stop=tuple(stop))
     return [r.text for r in results]
 
 

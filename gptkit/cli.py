@@ -267,39 +267,65 @@ def show_sft_mask(init_from, data, count: int = 3):
 @click.option("--top-k", type=click.IntRange(1), default=None)
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
 @click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Default: a random one, printed with --json and logged.")
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--raw", is_flag=True, help="Treat the prompt as a document even for an assistant model.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def generate(model_spec, prompt, samples, temperature, top_k, top_p, max_tokens, seed, stop, raw, device, as_json):
-    """Continue PROMPT (base model) or answer it (assistant model)."""
+@click.option("--no-log", is_flag=True, help="Keep the samples out of the logbook.")
+def generate(model_spec, prompt, samples, temperature, top_k, top_p, max_tokens, seed, stop, raw, device, as_json,
+             no_log):
+    """Continue PROMPT (base model) or answer it (assistant model).
+
+    Each sample goes to the logbook with its checkpoint, settings and seed (gptkit log --kind generate).
+    """
     from gptkit.checkpoint import load_checkpoint
     from gptkit.device import pick_device
-    from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text, prompt_ids
+    from gptkit.engine import SamplingParams, pick_seed
+    from gptkit.textgen import generate as generate_texts
+    from gptkit.textgen import render_prompt
 
     dc = pick_device(device)
     ckpt = load_checkpoint(model_spec, device=dc.device, kinds=("base", "assistant", "policy"), dtype=dc.dtype)
-    ids = prompt_ids(ckpt.tokenizer, "base" if raw else ckpt.kind, prompt)
-    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=seed)
+    ids = render_prompt(ckpt, prompt, as_document=True if raw else None)
+    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens,
+                            seed=pick_seed(seed))  # drawn here, so that the logbook and --json can say it
     stream = samples == 1 and not as_json
     if stream and ckpt.kind == "base":
         click.echo(click.style(prompt, bold=True), nl=False)
-    results = generate_text(ckpt.model, ckpt.tokenizer, ids, params, num_samples=samples, stop_strings=tuple(stop),
-                            on_text=(lambda row, delta: click.echo(delta, nl=False)) if stream else None)
+    (results,) = generate_texts(ckpt, [ids], params, k=samples, stop=tuple(stop),
+                                on_text=(lambda _, __, delta: click.echo(delta, nl=False)) if stream else None)
+    if not no_log:
+        log_generations(ckpt, prompt, ids, results, params)
     if stream:
         click.echo()
-        return
-    if as_json:
+    elif as_json:
         for i, r in enumerate(results):
             click.echo(json.dumps({"checkpoint": ckpt.name, "sample": i, "prompt": prompt, "text": r.text,
                                    "tokens": len(r.tokens), "finish_reason": r.finish_reason,
-                                   "seconds": round(r.seconds, 4), "settings": params.to_dict()}, ensure_ascii=False))
-        return
-    for i, r in enumerate(results):
-        click.echo(click.style(f"--- sample {i + 1}/{samples} ({len(r.tokens)} tokens, {r.finish_reason})", dim=True))
-        click.echo(r.text)
+                                   "prompt_truncated": r.prompt_truncated, "seconds": round(r.seconds, 4),
+                                   "seed": params.seed, "settings": params.to_dict()}, ensure_ascii=False))
+    else:
+        for i, r in enumerate(results):
+            click.echo(click.style(f"--- sample {i + 1}/{samples} ({len(r.tokens)} tokens, {r.finish_reason})", dim=True))
+            click.echo(r.text)
+    if results[0].prompt_truncated:
+        click.echo(f"note: the prompt is {len(ids)} tokens; the model read only its last "
+                   f"{len(ids) - results[0].prompt_truncated}", err=True)
+
+
+def log_generations(ckpt, prompt: str, ids: list[int], results: list, params) -> None:
+    """One logbook entry (kind "generate") per sample."""
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:
+        for i, r in enumerate(results):
+            logbook.log_generation(kind="generate", checkpoint=ckpt.name, prompt=prompt,
+                                   rendered_prompt=ckpt.tokenizer.decode(ids), output=r.text,
+                                   settings=params.to_dict(), seed=params.seed, tokens=len(r.tokens),
+                                   seconds=round(r.seconds, 4),
+                                   extra={"sample": i, "samples": len(results), "finish_reason": r.finish_reason,
+                                          "prompt_tokens": len(ids), "prompt_truncated": r.prompt_truncated})
 
 
 # ----------------------------------------------------------------------------------------------

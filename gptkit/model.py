@@ -8,9 +8,12 @@ Attention goes through `scaled_dot_product_attention`, matrix multiplies through
 Two ways in:
 - `forward(idx, targets)` for training: full causal attention over the whole sequence.
 - `forward(idx, cache=cache, pos=p)` for generation: writes this chunk's keys/values into a
-  preallocated `KVCache` at positions p..p+T and attends to everything cached so far.
+  preallocated `KVCache` at slots p..p+T and attends to everything cached so far.
 - `decode(tokens, cache, pos)`: the same for one new token per row, as lean tensor ops (the
   decode loop's fast path, and the step a CUDA graph captures).
+Both generation paths read batches of different prompts from the cache's layout: a prefix that
+every row shares, stored once, and per row some padding that is never attended and does not
+count as a position (see `KVCache`).
 
 The model knows nothing about tokenizers or text; `vocab_size` is padded (see `GPTConfig`) and
 callers that sample must ignore logits past the tokenizer's real vocabulary.
@@ -78,20 +81,29 @@ _PACKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictiona
 
 
 class KVCache:
-    """Preallocated keys/values for every layer: (n_layer, B, n_head, max_len, head_dim).
+    """Preallocated keys/values for every layer: (n_layer, B, n_head, slots, head_dim).
 
     Fixed shapes keep decode steps cheap (no reallocation per token) and graph-capturable.
-    A cache made by `share_prefix` holds only the positions after a prefix that all its rows
-    share; `prefix` is that prefix's keys/values, stored once (batch 1).
+    A batch of different prompts is described by two optional parts:
+    - `prefix`: the keys/values of a beginning that every row shares, stored once (batch 1) and
+      read once per step for all rows (`shared_prefix_attention`); `k`/`v` then hold only each
+      row's own slots, those after the prefix.
+    - `pad` (B,): how many of each row's own slots, the first ones, are padding. Prompts of
+      different lengths are left-padded so that every row decodes into the same slot; padding is
+      attended by no other slot and does not count as a position.
+    Slots count from the first prefix slot: `pos` p is own slot p - prefix_len.
     """
 
-    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype):
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype, *,
+                 prefix: tuple[torch.Tensor, torch.Tensor] | None = None, pad: torch.Tensor | None = None):
         head_dim = config.n_embd // config.n_head
-        shape = (config.n_layer, batch_size, config.n_head, max_len, head_dim)
+        prefix_len = 0 if prefix is None else prefix[0].shape[3]
+        shape = (config.n_layer, batch_size, config.n_head, max_len - prefix_len, head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
-        self.prefix: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.prefix = prefix  # (k, v), each (n_layer, 1, n_head, prefix_len, head_dim)
+        self.pad = pad
 
     @property
     def prefix_len(self) -> int:
@@ -101,41 +113,52 @@ class KVCache:
     def batch_size(self) -> int:
         return self.k.shape[1]
 
-    def expand(self, batch_size: int) -> "KVCache":
-        """A cache with batch `batch_size` whose every row copies row 0 (one prefill, k samples)."""
+    def _with_rows(self, k: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None) -> "KVCache":
         new = KVCache.__new__(KVCache)
-        new.k = self.k[:, :1].repeat(1, batch_size, 1, 1, 1)
-        new.v = self.v[:, :1].repeat(1, batch_size, 1, 1, 1)
-        new.max_len = self.max_len
-        new.prefix = None
+        new.k, new.v, new.pad, new.max_len, new.prefix = k, v, pad, self.max_len, self.prefix
         return new
 
-    def share_prefix(self, batch_size: int, prefix_len: int) -> "KVCache":
-        """A cache for `batch_size` rows that all continue row 0's first `prefix_len` positions.
+    def select_rows(self, index: torch.Tensor) -> "KVCache":
+        """A copy holding the rows `index` (R,) picks, in its order: a prompt's row repeated for its
+        k samples, or the rows still decoding. The shared prefix stays shared, not copied."""
+        return self._with_rows(self.k.index_select(1, index), self.v.index_select(1, index),
+                               None if self.pad is None else self.pad.index_select(0, index))
 
-        Those keys/values stay here, once, and every row reads them: k samples of one prompt then
-        read the prompt's cache once per step instead of k times (`shared_prefix_attention`). The
-        new cache stores each row's own positions from `prefix_len` on. Only `GPT.decode` with an
-        int position reads such a cache.
-        """
-        new = KVCache.__new__(KVCache)
-        L, _, nh, _, hd = self.k.shape
-        new.k = self.k.new_zeros(L, batch_size, nh, self.max_len - prefix_len, hd)
-        new.v = self.v.new_zeros(L, batch_size, nh, self.max_len - prefix_len, hd)
-        new.max_len = self.max_len
-        new.prefix = (self.k[:, :1, :, :prefix_len], self.v[:, :1, :, :prefix_len])
-        return new
+    def rows(self, first: int, stop: int) -> "KVCache":
+        """Rows first..stop-1 as a view: what a forward writes into it lands in this cache."""
+        return self._with_rows(self.k[:, first:stop], self.v[:, first:stop],
+                               None if self.pad is None else self.pad[first:stop])
 
 
-def shared_prefix_attention(q, prefix_k, prefix_v, k, v) -> torch.Tensor:
-    """Attention of q (B, nh, 1, hd) over a prefix every row shares, (1, nh, P, hd), followed by
-    each row's own keys/values (B, nh, S, hd): one softmax over all P + S positions. The B
-    queries meet the prefix as one (1, nh, B, hd) batch, so its keys/values are read once."""
+def own_slot_mask(pad: torch.Tensor | None, first, T: int, n_slots: int, device) -> torch.Tensor:
+    """Which of each row's own slots 0..n_slots-1 the queries at own slots first..first+T-1 see:
+    (B or 1, 1, T, n_slots) bool. Causal; a row's padding (its first `pad` own slots) is seen by
+    no query but itself, so that a padding query's softmax is never empty. `first` may be a 0-d
+    tensor (the fixed-shape decode step)."""
+    slots = torch.arange(n_slots, device=device)
+    queries = (first + torch.arange(T, device=device))[:, None]  # (T, 1)
+    visible = slots <= queries  # (T, n_slots)
+    if pad is not None:
+        padding = slots < pad[:, None, None]  # (B, 1, n_slots)
+        visible = visible & (~padding | (slots == queries))  # (B, T, n_slots)
+    return visible.view(-1, 1, T, n_slots)
+
+
+def shared_prefix_attention(q, prefix_k, prefix_v, k, v, mask=None) -> torch.Tensor:
+    """Attention of q (B, nh, T, hd) over a prefix every row shares, (1, nh, P, hd), followed by
+    each row's own keys/values (B, nh, S, hd), of which `mask` (B or 1, 1, T, S) says which are
+    seen (all, when None): one softmax over all P + S slots. The B*T queries meet the prefix as
+    one (1, nh, B*T, hd) batch, so its keys/values are read once."""
+    B, nh, T, hd = q.shape
     P = prefix_k.shape[2]
-    scores = torch.cat([(q.transpose(0, 2) @ prefix_k.transpose(-1, -2)).transpose(0, 2),  # (B, nh, 1, P)
-                        q @ k.transpose(-1, -2)], dim=-1)  # (B, nh, 1, P + S)
-    p = (scores * q.shape[-1] ** -0.5).softmax(dim=-1)
-    return (p[..., :P].transpose(0, 2) @ prefix_v).transpose(0, 2) + p[..., P:] @ v
+    every_query = q.transpose(0, 1).reshape(1, nh, B * T, hd)
+    prefix_scores = (every_query @ prefix_k.transpose(-1, -2)).view(nh, B, T, P).transpose(0, 1)  # (B, nh, T, P)
+    own_scores = q @ k.transpose(-1, -2)  # (B, nh, T, S)
+    if mask is not None:
+        own_scores = own_scores.masked_fill(~mask, float("-inf"))
+    p = (torch.cat([prefix_scores, own_scores], dim=-1) * hd**-0.5).softmax(dim=-1)  # (B, nh, T, P + S)
+    from_prefix = p[..., :P].transpose(0, 1).reshape(1, nh, B * T, P) @ prefix_v  # (1, nh, B*T, hd)
+    return from_prefix.view(nh, B, T, hd).transpose(0, 1) + p[..., P:] @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -148,7 +171,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, layer_cache=None, pos: int = 0):
+    def forward(self, x, layer_cache=None, pos: int = 0, mask=None):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
@@ -159,16 +182,16 @@ class CausalSelfAttention(nn.Module):
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
             )
         else:
-            cache_k, cache_v = layer_cache  # (B, nh, max_len, hd) views into the KVCache
-            cache_k[:, :, pos : pos + T] = k
-            cache_v[:, :, pos : pos + T] = v
-            k, v = cache_k[:, :, : pos + T], cache_v[:, :, : pos + T]
-            if T == 1:
-                y = F.scaled_dot_product_attention(q, k, v)  # one new token sees everything cached
-            else:
-                # query i (absolute position pos+i) may see keys 0..pos+i
-                mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+            # views into the KVCache: own slots (B, nh, S, hd), the shared prefix (1, nh, P, hd) or None
+            cache_k, cache_v, prefix_k, prefix_v = layer_cache
+            own = pos - (0 if prefix_k is None else prefix_k.shape[2])
+            cache_k[:, :, own : own + T] = k
+            cache_v[:, :, own : own + T] = v
+            k, v = cache_k[:, :, : own + T], cache_v[:, :, : own + T]
+            if prefix_k is None:  # mask None: one new token sees everything cached
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            else:
+                y = shared_prefix_attention(q, prefix_k, prefix_v, k, v, mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -193,8 +216,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, layer_cache=None, pos: int = 0):
-        x = x + self.attn(self.ln_1(x), layer_cache, pos)
+    def forward(self, x, layer_cache=None, pos: int = 0, mask=None):
+        x = x + self.attn(self.ln_1(x), layer_cache, pos, mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -233,13 +256,22 @@ class GPT(nn.Module):
     def hidden_states(self, idx, cache: KVCache | None = None, pos: int = 0):
         """Final-LayerNorm activations (B, T, n_embd): what both the LM head and a reward head read."""
         B, T = idx.shape
-        assert pos + T <= self.config.block_size, f"sequence of {pos + T} exceeds block_size {self.config.block_size}"
-        assert cache is None or cache.prefix is None, "a shared-prefix cache is read by decode only"
         positions = torch.arange(pos, pos + T, dtype=torch.long, device=idx.device)
+        if cache is None or cache.pad is None:
+            assert pos + T <= self.config.block_size, f"sequence of {pos + T} exceeds block_size {self.config.block_size}"
+        else:
+            positions = (positions - cache.pad[:, None]).clamp_(min=0)  # (B, T); padding reads position 0
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))
+        mask = None
+        if cache is not None and (T > 1 or cache.pad is not None):
+            own = pos - cache.prefix_len
+            mask = own_slot_mask(cache.pad, own, T, own + T, idx.device)
         for i, block in enumerate(self.transformer.h):
-            layer_cache = None if cache is None else (cache.k[i], cache.v[i])
-            x = block(x, layer_cache, pos)
+            layer_cache = None
+            if cache is not None:
+                prefix = (None, None) if cache.prefix is None else (cache.prefix[0][i], cache.prefix[1][i])
+                layer_cache = (cache.k[i], cache.v[i], *prefix)
+            x = block(x, layer_cache, pos, mask)
         return self.transformer.ln_f(x)
 
     def forward(self, idx, targets=None, *, cache: KVCache | None = None, pos: int = 0, loss_mask=None):
@@ -268,38 +300,44 @@ class GPT(nn.Module):
 
         `pos` is an int, or a 0-d long tensor on the model's device: then every shape is fixed
         (the new key/value is written with `index_copy_` and attention reads the whole cache
-        through a mask), so one step can be captured once in a CUDA graph and replayed.
+        through a mask), so one step can be captured once in a CUDA graph and replayed. A cache
+        with a shared prefix takes int positions.
         """
         B, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
         wte, wpe, layers, (lnf_w, lnf_b), head = self._decode_params(B)
         shape = (C,)
         static = torch.is_tensor(pos)
-        assert not (static and cache.prefix is not None), "a shared-prefix cache takes int positions"
-        if static:
-            index = pos.view(1)
-            mask = (torch.arange(cache.max_len, device=tokens.device) <= pos).view(1, -1)  # keys 0..pos visible
-            x = F.embedding(tokens, wte) + F.embedding(index, wpe)
+        prefix, pad = cache.prefix, cache.pad
+        assert not (static and prefix is not None), "a shared-prefix cache takes int positions"
+        own = pos if prefix is None else pos - cache.prefix_len  # the new token's slot among each row's own
+        if pad is not None:
+            # A row's position skips its padding. A row that has ended may be stepped past the
+            # table's end until the engine drops it; what it computes then is never read.
+            x = F.embedding(tokens, wte) + F.embedding((pos - pad).clamp(max=self.config.block_size - 1), wpe)
+        elif static:
+            x = F.embedding(tokens, wte) + F.embedding(pos.view(1), wpe)
         else:
             assert pos < self.config.block_size, f"position {pos} exceeds block_size {self.config.block_size}"
             x = F.embedding(tokens, wte) + wpe[pos]
+        mask = None  # one new token sees every slot up to its own, unless some are padding or not yet written
+        if static or pad is not None:
+            mask = own_slot_mask(pad, own, 1, cache.k.shape[3] if static else own + 1, tokens.device)
         for i, (ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b) in enumerate(layers):
             h = torch.layer_norm(x, shape, ln1_w, ln1_b)
             q, k, v = linear(h, attn_w, attn_b).view(B, 3, nh, 1, C // nh).unbind(1)
             cache_k, cache_v = cache.k[i], cache.v[i]
-            if cache.prefix is not None:
-                row_pos = pos - cache.prefix_len  # this row's own slots start after the prefix
-                cache_k[:, :, row_pos : row_pos + 1] = k
-                cache_v[:, :, row_pos : row_pos + 1] = v
-                y = shared_prefix_attention(q, cache.prefix[0][i], cache.prefix[1][i],
-                                            cache_k[:, :, : row_pos + 1], cache_v[:, :, : row_pos + 1])
-            elif static:
-                cache_k.index_copy_(2, index, k)
-                cache_v.index_copy_(2, index, v)
+            if static:
+                cache_k.index_copy_(2, own.view(1), k)
+                cache_v.index_copy_(2, own.view(1), v)
                 y = F.scaled_dot_product_attention(q, cache_k, cache_v, attn_mask=mask)
             else:
-                cache_k[:, :, pos : pos + 1] = k
-                cache_v[:, :, pos : pos + 1] = v
-                y = F.scaled_dot_product_attention(q, cache_k[:, :, : pos + 1], cache_v[:, :, : pos + 1])
+                cache_k[:, :, own : own + 1] = k
+                cache_v[:, :, own : own + 1] = v
+                keys, values = cache_k[:, :, : own + 1], cache_v[:, :, : own + 1]
+                if prefix is None:
+                    y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+                else:
+                    y = shared_prefix_attention(q, prefix[0][i], prefix[1][i], keys, values, mask)
             x = linear(y.reshape(B, C), proj_w, proj_b).add_(x)
             h = torch.layer_norm(x, shape, ln2_w, ln2_b)
             x = linear(F.gelu(linear(h, fc_w, fc_b), approximate="tanh"), out_w, out_b).add_(x)
@@ -337,9 +375,11 @@ class GPT(nn.Module):
             _PACKED[self] = (version, packed_params)
         return packed_params
 
-    def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:
+    def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None, *, prefix=None, pad=None) -> KVCache:
+        """An empty cache on the model's device (see `KVCache` for `prefix` and `pad`)."""
         p = self.lm_head.weight
-        return KVCache(self.config, batch_size, max_len or self.config.block_size, p.device, dtype or p.dtype)
+        return KVCache(self.config, batch_size, max_len or self.config.block_size, p.device, dtype or p.dtype,
+                       prefix=prefix, pad=pad)
 
     def flops_per_token(self, seq_len: int) -> int:
         """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM appendix B, as nanoGPT uses for MFU)."""

@@ -391,27 +391,28 @@ class ChatSession:
                  on_text=None) -> list:
         """k answers to `ids` in lock-step; Ctrl-C ends them early, keeping what was written."""
         from gptkit.engine import SamplingParams
-        from gptkit.textgen import TextResult, generate_text
+        from gptkit.textgen import TextResult
+        from gptkit.textgen import generate as generate_texts
 
         s = self.settings
         params = SamplingParams(temperature=s.temperature if temperature is None else temperature, top_k=s.top_k,
                                 top_p=s.top_p, max_new_tokens=s.max_tokens, seed=seed)
         parts: list[list[str]] = [[] for _ in range(k)]
 
-        def collect(row: int, delta: str) -> None:
+        def collect(_: int, row: int, delta: str) -> None:  # (prompt, sample, delta): one prompt here
             parts[row].append(delta)
             if on_text is not None:
                 on_text(row, delta)
 
         start = time.perf_counter()
         try:
-            return generate_text(ckpt.model, ckpt.tokenizer, ids, params, num_samples=k,
-                                 stop_strings=self.stop_strings(), on_text=collect)
+            (results,) = generate_texts(ckpt, [ids], params, k=k, stop=self.stop_strings(), on_text=collect)
+            return results
         except KeyboardInterrupt:
             seconds = time.perf_counter() - start
             # The sampled ids died with the generator; re-encoding the kept text counts them closely enough.
             return [TextResult(text="".join(p), tokens=ckpt.tokenizer.encode("".join(p)), finish_reason="interrupted",
-                               prompt_tokens=len(ids), seconds=seconds) for p in parts]
+                               prompt_tokens=len(ids), seconds=seconds, seed=seed) for p in parts]
 
     def log_turn(self, answer: Answer, *, prompt: str, mode: str, kind: str = "chat", output: str | None = None,
                  settings: dict | None = None, extra: dict | None = None) -> int:

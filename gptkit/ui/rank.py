@@ -280,15 +280,14 @@ def sample_answers(checkpoints: list, prompt: str, k: int, *, temperature: float
     import random
 
     from gptkit.engine import SamplingParams
-    from gptkit.textgen import generate_text, prompt_ids
+    from gptkit.textgen import generate
 
     answers = []
     params = SamplingParams(temperature=temperature, max_new_tokens=max_tokens, seed=seed)
     for ckpt, n in zip(checkpoints, split_evenly(k, len(checkpoints))):
         if n == 0:
             continue
-        ids = prompt_ids(ckpt.tokenizer, ckpt.kind, prompt)
-        results = generate_text(ckpt.model, ckpt.tokenizer, ids, params, num_samples=n)
+        (results,) = generate(ckpt, [prompt], params, k=n)
         answers += [Answer(r.text, ckpt.name) for r in results]
     random.Random(seed).shuffle(answers)
     return answers
