@@ -236,22 +236,23 @@ def test_expected_is_normalised_like_the_answers():
 # ---- running experiments ---------------------------------------------------------------------
 
 
-def test_one_lockstep_batch_per_case(loaded, templates, monkeypatch):
+def test_one_batched_generation_per_cell(loaded, templates, monkeypatch):
+    """Every case of a template x checkpoint cell is generated in one call (k rows per case)."""
     import gptkit.textgen
 
     calls = []
-    real = gptkit.textgen.generate_text
+    real = gptkit.textgen.generate
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs["num_samples"])
-        return real(*args, **kwargs)
+    def spy(ckpt, prompts, params, **kwargs):
+        calls.append((len(prompts), kwargs["k"]))
+        return real(ckpt, prompts, params, **kwargs)
 
-    monkeypatch.setattr(gptkit.textgen, "generate_text", spy)
+    monkeypatch.setattr(gptkit.textgen, "generate", spy)
     result = run_experiment(templates, loaded[:1], make_cases(), seed=3)
-    assert calls == [1, 1, 1, 3, 3, 3]
+    assert calls == [(3, 1), (3, 3)]
     calls.clear()
     run_experiment(templates[:1], loaded[:1], make_cases()[:1], samples=5)
-    assert calls == [5]
+    assert calls == [(1, 5)]
     sc_rows = [r for r in result.rows if r.template == "quick-sc"]
     assert all(len(r.outputs) == len(r.answers) == 3 for r in sc_rows)
 
