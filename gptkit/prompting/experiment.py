@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
-from gptkit.checkpoint import Checkpoint
+from gptkit.checkpoint import GENERATIVE_KINDS, Checkpoint
 from gptkit.errors import DataError, TemplateError, UsageError
 from gptkit.prompting.answers import SCORE_METHODS, Vote, extract_answer, majority_vote, normalize_answer, score
 from gptkit.data.text import iter_jsonl, read_text_file
@@ -49,7 +49,6 @@ from gptkit.prompting.templates import (
     required_variables,
 )
 
-GENERATIVE_KINDS = ("base", "assistant", "policy")
 SC_DEFAULT_TEMPERATURE = 0.7  # --samples K on a greedy template: Wang et al. sample at 0.5-0.7
 CASE_KEYS = ("id", "question", "vars", "expected", "kind")
 RESULT_SUFFIXES = (".jsonl", ".csv")

@@ -40,12 +40,12 @@ from rich.live import Live
 from rich.text import Text
 
 from gptkit import paths
+from gptkit.checkpoint import GENERATIVE_KINDS
 from gptkit.errors import GptkitError, UsageError
 from gptkit.prompting.templates import render_base, render_chat_messages
 from gptkit.ui.render import answer_grid, displayable
 
 MODES = ("base", "assistant", "compare")
-GENERATIVE_KINDS = ("base", "assistant", "policy")
 
 
 @dataclass
