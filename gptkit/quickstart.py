@@ -182,9 +182,10 @@ def table_commands(base: str, assistant: str, plan: Plan) -> list[str]:
 
 
 def technique_table(base, assistant, plan: Plan) -> dict:
-    """{kind: [cell, ...]} for TABLE_KINDS: exactly what `table_commands` print (same templates,
-    cases, seed 0 and settings), each row also in the logbook. Two-hop cells carry a shuffled-
-    answer control: the step-by-step answers scored against another question's answer."""
+    """{kind: {"cells": [summary cell, ...], "shuffled_control": share}} for TABLE_KINDS: the
+    cells are exactly what `table_commands` print (same templates, cases, seed 0 and settings),
+    each row also in the logbook; the control scores the step-by-step answers against another
+    question's answer (it should sit at chance)."""
     import random
 
     from gptkit.prompting.answers import score
