@@ -6,7 +6,9 @@ Attention goes through `scaled_dot_product_attention`, matrix multiplies through
 (F.linear, or oneDNN for CPU fp32: see there).
 
 Two ways in:
-- `forward(idx, targets)` for training: full causal attention over the whole sequence.
+- `forward(idx, targets)` for training: full causal attention over the whole sequence; with
+  `bos_id`, each packed document attends only to itself and its positions restart at 0, as
+  they do when the model later reads one prompt (see `document_layout`).
 - `forward(idx, cache=cache, pos=p)` for generation: writes this chunk's keys/values into a
   preallocated `KVCache` at slots p..p+T and attends to everything cached so far.
 - `decode(tokens, cache, pos)`: the same for one new token per row, as lean tensor ops (the
@@ -73,6 +75,25 @@ def config_for(preset: str, n_vocab: int, **overrides) -> GPTConfig:
     """The config of a named preset for a tokenizer with `n_vocab` tokens (padded to 64)."""
     assert preset in PRESETS, f"unknown preset {preset!r}"
     return GPTConfig(vocab_size=pad_vocab(n_vocab), **{**PRESETS[preset], **overrides})
+
+
+def document_layout(idx: torch.Tensor, bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, T) counted from each token's own document start, and the attention mask
+    (B, 1, T, T) that lets a token see only earlier tokens of its own document.
+
+    Training windows pack many documents (each opening with `bos_id`); without this a
+    one-sentence fact at window position 200 is read at position 200, with 199 tokens of other
+    documents to look past, and the model learns the facts several times slower. A window that
+    opens mid-document counts that fragment from 0.
+    """
+    B, T = idx.shape
+    t = torch.arange(T, device=idx.device)
+    starts = idx == bos_id
+    first = torch.where(starts, t, 0).cummax(dim=1).values  # index of the current document's bos
+    doc = starts.cumsum(dim=1)
+    causal = t[:, None] >= t[None, :]
+    mask = (doc[:, :, None] == doc[:, None, :]) & causal
+    return t - first, mask[:, None]
 
 
 # Per model, its matrices packed for k-row decoding (see GPT._decode_params). Kept outside the
@@ -177,9 +198,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if layer_cache is None:
+        if layer_cache is None:  # training: causal, or the per-document mask of `document_layout`
             y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+                q, k, v, attn_mask=mask, is_causal=mask is None, dropout_p=self.dropout if self.training else 0.0
             )
         else:
             # views into the KVCache: own slots (B, nh, S, hd), the shared prefix (1, nh, P, hd) or None
@@ -253,16 +274,19 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if non_embedding else n
 
-    def hidden_states(self, idx, cache: KVCache | None = None, pos: int = 0):
+    def hidden_states(self, idx, cache: KVCache | None = None, pos: int = 0, bos_id: int | None = None):
         """Final-LayerNorm activations (B, T, n_embd): what both the LM head and a reward head read."""
         B, T = idx.shape
         positions = torch.arange(pos, pos + T, dtype=torch.long, device=idx.device)
+        mask = None
+        if bos_id is not None:
+            assert cache is None, "documents are kept apart in training only"
+            positions, mask = document_layout(idx, bos_id)
         if cache is None or cache.pad is None:
             assert pos + T <= self.config.block_size, f"sequence of {pos + T} exceeds block_size {self.config.block_size}"
         else:
             positions = (positions - cache.pad[:, None]).clamp_(min=0)  # (B, T); padding reads position 0
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))
-        mask = None
         if cache is not None and (T > 1 or cache.pad is not None):
             own = pos - cache.prefix_len
             mask = own_slot_mask(cache.pad, own, T, own + T, idx.device)
@@ -274,13 +298,14 @@ class GPT(nn.Module):
             x = block(x, layer_cache, pos, mask)
         return self.transformer.ln_f(x)
 
-    def forward(self, idx, targets=None, *, cache: KVCache | None = None, pos: int = 0, loss_mask=None):
+    def forward(self, idx, targets=None, *, cache: KVCache | None = None, pos: int = 0, loss_mask=None,
+                bos_id: int | None = None):
         """idx (B, T) -> logits (B, T, vocab), or the mean loss when `targets` (B, T) is given.
 
         `loss_mask` (B, T) of 0/1 restricts the loss to chosen target positions (SFT trains only
-        on the assistant's tokens).
+        on the assistant's tokens). `bos_id` keeps packed documents apart (`document_layout`).
         """
-        x = self.hidden_states(idx, cache, pos)
+        x = self.hidden_states(idx, cache, pos, bos_id)
         logits = self.lm_head(x)
         if targets is None:
             return logits

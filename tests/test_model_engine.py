@@ -389,3 +389,23 @@ def test_batches_hold_every_prompt_once_and_keep_to_max_rows(lengths, families, 
             assert all(len({prompts[i][0] for i in b}) == 1 for b in batches)
         if not by_template:  # never worth a batch more: cut by length alone
             assert all(max(lengths[i] for i in a) <= min(lengths[i] for i in b) for a, b in zip(batches, batches[1:]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=5), head=st.integers(0, 4), seed=st.integers(0, 3))
+def test_packed_documents_are_read_as_each_document_alone(lengths, head, seed):
+    """With `bos_id`, a window packing several documents gives each document's tokens the logits
+    that document gets on its own (from position 0), and the loss is the plain mean over them."""
+    bos = VOCAB - 1
+    model = tiny_model(seed)
+    g = torch.Generator().manual_seed(seed)
+    fragment = torch.randint(0, bos, (head,), generator=g).tolist()  # a window may open mid-document
+    docs = [[bos] + torch.randint(0, bos, (n,), generator=g).tolist() for n in lengths]
+    window = fragment + [t for d in docs for t in d]
+    with torch.no_grad():
+        packed = model(torch.tensor([window]), torch.tensor([window[1:] + [0]]), bos_id=bos)  # loss path
+        logits = model.lm_head(model.hidden_states(torch.tensor([window]), bos_id=bos))[0]
+        alone = [model(torch.tensor([d]))[0] for d in ([fragment] if fragment else []) + docs]
+    torch.testing.assert_close(logits, torch.cat(alone), atol=1e-5, rtol=1e-5)
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(window[1:] + [0]))
+    torch.testing.assert_close(packed, expected, atol=1e-5, rtol=1e-5)

@@ -1,6 +1,7 @@
 """Pretraining objective: next-token prediction on every token of a document stream.
 
-A batch is (x, y) from `data.text.random_batch`; the loss is the mean cross-entropy. The sample
+A batch is (x, y) from `data.text.random_batch`; the loss is the mean cross-entropy, each packed
+document seeing only itself (`model.document_layout`). The sample
 shown at eval time is a short continuation of a fixed prompt (seeded, so comparable over time).
 """
 
@@ -26,7 +27,7 @@ class PretrainObjective:
 
     def loss(self, model, batch):
         x, y = batch
-        return model(x, y), {}
+        return model(x, y, bos_id=self.tokenizer.bos_id), {}
 
     def tokens_in(self, batch) -> int:
         return batch[0].numel()
