@@ -45,18 +45,23 @@ def test_towns_and_jobs_are_dealt_evenly_so_a_guess_is_right_one_time_in_ten():
 def test_at_least_300_held_out_compositions_and_their_hops():
     tasks = tw.reasoning_tasks()
     kinds = collections.Counter(t.kind for t in tasks)
-    assert kinds["two-hop"] >= 300 and kinds["hop-1"] >= 200 and kinds["hop-2"] >= 100
+    assert kinds["two-hop"] >= 300 and kinds["hop-1"] >= 200
+    assert kinds["hop-2"] == 4 * fam.N_TEST_FAMILIES  # every test parent's town and job
     assert len({t.question for t in tasks}) == len(tasks)
     test_children = {c for f in fam.families() if not f.demo for c in f.children}
     assert {c.child for c in fam.two_hop_questions()} == test_children
 
 
 def test_chains_repeat_the_facts_sentences_and_reach_the_answer():
-    facts = {fam.fact_sentence(f) for f in fam.facts()}
+    facts = set(fam.facts())
     for c in fam.composed():
-        for chain in c.chains:
-            hop1, hop2, final = re.fullmatch(r"(.+?\.) (.+?\.) (The answer is .+\.)", chain).groups()
-            assert hop1 in facts and hop2 in facts and final == f"The answer is {c.answer}."
+        assert len(c.hops) == len(c.chains)
+        for (first, second), chain in zip(c.hops, c.chains):
+            assert first in facts and second in facts and first.value == second.subject
+            hop1, hop2, final = re.fullmatch(r"(.+?), (who .+?\.) (The answer is .+\.)", chain).groups()
+            assert f"{hop1}." == fam.fact_sentence(first)  # the fact's own sentence ...
+            assert f"Meet {second.subject}, {hop2}" == fam.fact_sentence(second, fam.RELATIVE)  # ... and wording
+            assert final == f"The answer is {c.answer}."
     town = [c for c in fam.composed() if "town" in c.question]
     assert town and all(len(c.chains) == 2 for c in town), "two routes: through the mother or the father"
 
@@ -71,8 +76,9 @@ def test_no_test_composition_chain_or_answer_sentence_in_any_training_text(texts
 
 
 def test_no_document_holds_both_hops_of_a_test_composition(texts):
-    hop_pairs = [(chain.split(". ")[0] + ".", chain.split(". ")[1] + ".")
-                 for c in fam.two_hop_questions() for chain in c.chains]
+    hop_pairs = [(fam.fact_sentence(first), fam.fact_sentence(second, form))
+                 for c in fam.two_hop_questions() for first, second in c.hops
+                 for form in range(len(fam.FACT_FORMS[second.relation]))]
     by_value = collections.defaultdict(list)
     for first, second in hop_pairs:
         by_value[first].append(second)
@@ -122,3 +128,21 @@ def test_a_shuffled_answer_control_scores_chance(seed):
     shuffled = answers[:]
     random.Random(seed).shuffle(shuffled)
     assert sum(a == b for a, b in zip(answers, shuffled)) / len(answers) < 0.2
+
+
+def test_made_up_chains_are_about_strangers_and_written_like_the_worlds():
+    import random
+
+    world = fam._world_names()
+    assert len(fam._strangers()) == fam.N_STRANGERS and not set(fam._strangers()) & world
+    rng = random.Random(0)
+    for _ in range(300):
+        doc = fam.made_up_key(rng)
+        assert not set(re.findall(r"\b[A-Z][a-z]+\b", doc)) & world
+        for question, answer in re.findall(r"^Q: (.+)\nA: (.+)$", doc, re.M):
+            child = re.search(r"(\w+)'s", question)[1]
+            if "The answer is" in answer:
+                assert re.fullmatch(rf"{child}'s (mother|father) is (\w+), who (lives in|is a) (\w+)\. The answer is \4\.",
+                                    answer), answer
+            else:
+                assert re.fullmatch(rf"{child}'s mother is \w+\. {child}'s father is \w+\.", answer), answer

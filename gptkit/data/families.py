@@ -6,7 +6,7 @@ et al., "Why think step by step?"). So the world has children, their mothers and
 town each family lives in and each parent's job, and the corpus states every fact on its own
 (one fact per document, in several wordings): "Tavi's mother is Lusa." and, elsewhere, "Lusa
 lives in Elmstead." A question such as "In which town do Tavi's parents live?" needs both. Its
-written chain repeats the facts' own sentences ("Tavi's mother is Lusa. Lusa lives in Elmstead.
+written chain repeats the facts' own wordings ("Tavi's mother is Lusa, who lives in Elmstead.
 The answer is Elmstead."), and the town question has two routes (through the mother or through
 the father), so sampled chains fail independently, which is what voting needs.
 
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 WORLD_SEED = 20241
-N_DEMO_FAMILIES = 8
-N_TEST_FAMILIES = 34
-CHILDREN_PER_FAMILY = 3
+N_DEMO_FAMILIES = 6
+N_TEST_FAMILIES = 17
+CHILDREN_PER_FAMILY = 6
+N_STRANGERS = 150  # names of made-up people (`made_up_key`)
 
 TOWNS = ("Oakley", "Riverton", "Hillcrest", "Lakeview", "Stonebridge", "Westmoor", "Ashdale", "Brookfield",
          "Pinehurst", "Elmstead")
@@ -40,7 +41,9 @@ _ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v",
 _VOWELS = ("a", "e", "i", "o", "u")
 _CODAS = ("", "", "", "n", "r", "l", "s")
 _TAKEN = {"Kit", "Ken", "Tom", "Sam", "Ben", "Leo", "Max", "Dan", "Jack", "Noah", "Omar", "Mia", "Ann", "Lily",
-          "Emma", "Zoe", "Sara", "Ruby", "Nina", "Amy", "Lucy", "Lima", "Rome", "Oslo", "Suva", "Doha"}
+          "Emma", "Zoe", "Sara", "Ruby", "Nina", "Amy", "Lucy", "Lima", "Rome", "Oslo", "Suva", "Doha",
+          "Metal", "Vile", "Nona", "Mama", "Papa", "Baba", "Dada", "Nana", "Lola", "Sofa", "Tuna", "Pizza", "Soda",
+          "Viper", "Nigel", "Tina", "Gaba", "Papi"}
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,10 @@ class Composed:
 
     question: str
     answer: str
-    chains: tuple[str, ...]  # each "A's mother is M. M lives in T. The answer is T."
+    chains: tuple[str, ...]  # each "A's mother is M, who lives in T. The answer is T."
     child: str
     demo: bool
+    hops: tuple[tuple[Fact, Fact], ...] = ()  # chains[i] writes out hops[i]
 
 
 def _names(rng: random.Random, n: int) -> list[str]:
@@ -121,9 +125,12 @@ FACT_FORMS = {
                "{s} is the child of {v}, {s}'s mother."),
     "father": ("{s}'s father is {v}.", "{v} is {s}'s father.", "The father of {s} is {v}.",
                "{s} is the child of {v}, {s}'s father."),
-    "town": ("{s} lives in {v}.", "{s}'s home is in {v}.", "{s} has a house in {v}.", "The town where {s} lives is {v}."),
-    "job": ("{s} is a {v}.", "{s} works as a {v}.", "{s}'s job: {v}.", "By trade, {s} is a {v}."),
+    "town": ("{s} lives in {v}.", "{s}'s home is in {v}.", "{s} has a house in {v}.", "The town where {s} lives is {v}.",
+             "Meet {s}, who lives in {v}."),
+    "job": ("{s} is a {v}.", "{s} works as a {v}.", "{s}'s job: {v}.", "By trade, {s} is a {v}.",
+            "Meet {s}, who is a {v}."),
 }
+RELATIVE = -1  # the form a chain's second hop repeats, as a clause on the parent: "Lusa, who lives in Elmstead."
 # Single-hop questions: what answer keys, quiz sheets and chats ask (hop-1/hop-2 evals ask the first form).
 FACT_QUESTIONS = {
     "mother": ("Who is {s}'s mother?", "What is the name of {s}'s mother?"),
@@ -140,6 +147,17 @@ COMPOSED_QUESTIONS = {  # composed question form -> (relations it may go through
 
 def fact_sentence(fact: Fact, form: int = 0) -> str:
     return FACT_FORMS[fact.relation][form].format(s=fact.subject, v=fact.value)
+
+
+def chain(first: Fact, second: Fact) -> str:
+    """The written-out steps of a composition: the first hop's sentence, the second hop as a
+    clause on the parent just named, then the answer. "Tavi's mother is Lusa, who lives in
+    Elmstead. The answer is Elmstead." The clause form is one of the facts' own wordings
+    ("Meet Lusa, who lives in Elmstead."), so the step is recalled, not invented, and the model
+    looks the fact up right after the parent's name instead of having to copy that name to the
+    start of a new sentence (which a model this small, trained for minutes, cannot yet do)."""
+    clause = fact_sentence(second, RELATIVE).removeprefix(f"Meet {second.subject}")
+    return f"{fact_sentence(first)[:-1]}{clause} The answer is {second.value}."
 
 
 def _parent(family: Family, relation: str) -> str:
@@ -159,10 +177,9 @@ def composed(demo: bool | None = None) -> list[Composed]:
         for child in f.children:
             for form, relations, attribute in COMPOSED_QUESTIONS.values():
                 answer = _attribute(f, relations[0], attribute)
-                chains = tuple(f"{fact_sentence(Fact(child, rel, _parent(f, rel)))} "
-                               f"{fact_sentence(Fact(_parent(f, rel), attribute, answer))} The answer is {answer}."
-                               for rel in relations)
-                out.append(Composed(form.format(c=child), answer, chains, child, f.demo))
+                hops = tuple((Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, answer))
+                             for rel in relations)
+                out.append(Composed(form.format(c=child), answer, tuple(chain(*h) for h in hops), child, f.demo, hops))
     return out
 
 
@@ -172,9 +189,9 @@ def held_out_texts() -> list[str]:
     out = []
     for c in composed(demo=False):
         out.append(c.question)
-        for chain in c.chains:
-            out.append(chain)
-            out.append(chain.rsplit(" The answer is", 1)[0])  # the two hops, without the answer
+        for written in c.chains:
+            out.append(written)
+            out.append(written.rsplit(" The answer is", 1)[0])  # the two hops, without the answer
     return out
 
 
@@ -182,14 +199,37 @@ def held_out_texts() -> list[str]:
 
 
 def fact_document(rng: random.Random) -> str:
-    """One fact in one of its wordings: the only way test families' facts reach the corpus."""
-    fact = rng.choice(_all_facts())
+    """One fact in one of its wordings: the only way test families' facts reach the corpus.
+    Half are a child's parent, half a parent's town or job: there are three times as many of
+    the first, and the second are slower to learn (ten towns, ten jobs, easily confused)."""
+    fact = rng.choice(_hop_facts()[rng.random() < 0.5])
     return fact_sentence(fact, rng.randrange(len(FACT_FORMS[fact.relation])))
 
 
 @lru_cache(maxsize=1)
 def _all_facts() -> tuple[Fact, ...]:
     return tuple(facts())
+
+
+@lru_cache(maxsize=1)
+def _hop_facts() -> tuple[tuple[Fact, ...], tuple[Fact, ...]]:
+    """(parents' names, parents' towns and jobs)."""
+    return (tuple(f for f in _all_facts() if f.relation in ("mother", "father")),
+            tuple(f for f in _all_facts() if f.relation in ("town", "job")))
+
+
+PARENTS_QUESTION = "Who are {c}'s parents?"
+
+
+def parents_answer(child: str) -> str:
+    """Both of a child's hop-1 facts: "X's mother is M. X's father is F." (no composition)."""
+    f = next(f for f in families() if child in f.children)
+    return f"{fact_sentence(Fact(child, 'mother', f.mother))} {fact_sentence(Fact(child, 'father', f.father))}"
+
+
+@lru_cache(maxsize=1)
+def _children() -> tuple[str, ...]:
+    return tuple(c for f in families() for c in f.children)
 
 
 def fact_question(rng: random.Random) -> tuple[str, str, str]:
@@ -215,15 +255,26 @@ def _composes(a: Fact, b: Fact) -> bool:
 
 
 def answer_key(rng: random.Random) -> str:
-    """A family answer key: single-hop Q/A about anyone, and now and then a demo composition
-    answered directly or worked out. Never two hops of one composition in the same key."""
-    worked = rng.random() < 0.4
+    """A family answer key: single-hop Q/A about anyone, and now and then a demo composition,
+    always worked out (a direct answer to one would train composing without steps, the skill
+    the toy world shows a small model lacks). Never two hops of one composition in one key."""
+    worked = rng.random() < 0.6
     lines = [rng.choice(("Answer key: families", "Family quiz answers", "Who is who: answers", "Answers"))]
     chosen: list[Fact] = []
-    for _ in range(rng.randint(3, 6)):
-        if rng.random() < 0.25:
+    for _ in range(rng.randint(4, 10)):  # long enough that the later positions of a few-shot prompt are trained
+        pick = rng.random()
+        if pick < 0.25:
             c = demo_composed(rng)
-            lines += [f"Q: {c.question}", f"A: {rng.choice(c.chains) if worked else c.answer}"]
+            lines += [f"Q: {c.question}", f"A: {rng.choice(c.chains)}"]
+            continue
+        if pick < 0.4:
+            child = rng.choice(_children())
+            f = next(f for f in families() if child in f.children)
+            pair = [Fact(child, "mother", f.mother), Fact(child, "father", f.father)]
+            if any(_composes(fact, other) for fact in pair for other in chosen):
+                continue
+            chosen += pair
+            lines += [f"Q: {PARENTS_QUESTION.format(c=child)}", f"A: {parents_answer(child)}"]
             continue
         fact = rng.choice(_all_facts())
         if any(_composes(fact, other) for other in chosen):
@@ -231,6 +282,48 @@ def answer_key(rng: random.Random) -> str:
         chosen.append(fact)
         question = rng.choice(FACT_QUESTIONS[fact.relation]).format(s=fact.subject)
         lines += [f"Q: {question}", f"A: {fact_sentence(fact) if worked else fact.value}"]
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def _world_names() -> frozenset[str]:
+    return frozenset(n for f in families() for n in (f.mother, f.father, *f.children))
+
+
+@lru_cache(maxsize=1)
+def _strangers() -> tuple[str, ...]:
+    """A fixed pool of names that belong to no one in the world. Each is used often enough to
+    become one token, like the world's names, so copying one is what copying a world name is."""
+    rng = random.Random(WORLD_SEED + 1)
+    return tuple(n for n in _names(rng, N_STRANGERS + len(_world_names())) if n not in _world_names())[:N_STRANGERS]
+
+
+def _made_up_family(rng: random.Random) -> Family:
+    """A family that is not in the world: strangers' names in a fresh draw, any town and jobs."""
+    names = rng.sample(_strangers(), 4)
+    return Family(mother=names[0], father=names[1], children=tuple(names[2:]), town=rng.choice(TOWNS),
+                  jobs=(rng.choice(JOBS), rng.choice(JOBS)), demo=True)
+
+
+def made_up_key(rng: random.Random) -> str:
+    """Worked two-hop answers about made-up people, each family used once: where a small model
+    learns to write a chain by copying, the child's name from the question and the parent's
+    name from the sentence before, since no made-up chain can be remembered. The world's demo
+    chains alone are few enough to be learned by heart, and then a test child's chain comes out
+    with a demo child's (or a sibling's) name in it. Strangers are no one in the world, so no
+    test composition is shown, and their relations are drawn afresh in every answer."""
+    lines = [rng.choice(("Worked answers", "Family puzzles: answers", "Answers, with working"))]
+    for _ in range(rng.randint(1, 4)):
+        f = _made_up_family(rng)
+        child = f.children[0]
+        if rng.random() < 0.2:
+            lines += [f"Q: {PARENTS_QUESTION.format(c=child)}", f"A: {fact_sentence(Fact(child, 'mother', f.mother))} "
+                      f"{fact_sentence(Fact(child, 'father', f.father))}"]
+            continue
+        form, relations, attribute = rng.choice(list(COMPOSED_QUESTIONS.values()))
+        rel = rng.choice(relations)
+        hops = Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute))
+        lines += [f"Q: {form.format(c=child)}", f"A: {chain(*hops)}"]
     return "\n".join(lines)
 
 
@@ -248,9 +341,13 @@ JUST_THE_ANSWER = ("Give just the answer.", "Answer with just the answer.", "Jus
 def exchange(rng: random.Random) -> tuple[str, str]:
     """One (user, assistant) turn about the families. A bare composed question is answered
     directly, as a person would; asked to think step by step, the assistant writes the chain."""
-    if rng.random() < 0.55:
+    pick = rng.random()
+    if pick < 0.4:
         question, _, sentence = fact_question(rng)
         return question, sentence
+    if pick < 0.55:  # the opening of every chain, for any child: copy the name, then its parent
+        child = rng.choice(_children())
+        return PARENTS_QUESTION.format(c=child), parents_answer(child)
     c = demo_composed(rng)
     style = rng.random()
     if style < 0.45:

@@ -610,16 +610,23 @@ def _answer_key(rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def _family_fact(rng: random.Random) -> str:
-    return families.fact_document(rng)
+def _one_fact(rng: random.Random) -> str:
+    """A one-sentence document: a family fact, or (one time in six) a country's capital."""
+    if rng.random() < 5 / 6:
+        return families.fact_document(rng)
+    c, cap, cont = rng.choice(COUNTRIES)
+    return rng.choice((f"The capital of {c} is {cap}.", f"{cap} is the capital of {c}.", f"{c}'s capital is {cap}.",
+                       f"{c} is in {cont}, and its capital is {cap}."))
 
 
-# Weights per document. A family fact is a one-sentence document (~9 tokens), so the 85% of
-# documents that are facts make ~45% of the tokens: each of the ~420 facts is read ~80 times
-# in its several wordings, what a tiny model needs to recall it (Allen-Zhu & Li). Worked sums
-# and age puzzles are long and beyond this budget's reach, so they are kept rare.
-_GENRES = ((_family_fact, 85), (families.answer_key, 4), (_fact_paragraph, 3), (_story, 1), (_worked_sums, 1),
-           (_worked_puzzles, 1), (_quiz_sheet, 2), (_answer_key, 3))
+# Weights per document. A fact is a one-sentence document (~9 tokens), so the 94% of documents
+# that are facts make over half of the tokens: each of the ~400 facts is read a few hundred
+# times in its several wordings, what a tiny model needs to recall it (Allen-Zhu & Li;
+# measured: the small model recalls a test child's parents after ~200 steps of facts alone).
+# Made-up people's worked chains teach the chain's form on names that cannot be remembered.
+# Worked sums and age puzzles are long and beyond this budget's reach, so they are kept rare.
+_GENRES = ((_one_fact, 100), (families.answer_key, 2.5), (families.made_up_key, 4), (_fact_paragraph, 1.2),
+           (_story, 0.4), (_worked_sums, 0.15), (_worked_puzzles, 0.15), (_quiz_sheet, 0.8), (_answer_key, 1.2))
 
 
 def pretrain_documents(seed: int = 0, n_documents: int = 40_000) -> list[str]:
