@@ -47,7 +47,7 @@ class Plan:
 SIZES = {
     # plumbing checks only: learns little
     "tiny": Plan("tiny", 512, 30, 8, 3e-3, 20, 8, 1e-3, eval_per_kind=4, table_limit=6, sc_samples=4),
-    "small": Plan("small", 2048, 420, 8, 3e-3, 150, 16, 1e-3),
+    "small": Plan("small", 2048, 420, 8, 3e-3, 300, 16, 1e-3),
     "medium": Plan("medium", 4096, 2000, 16, 2e-3, 600, 16, 6e-4),
     "large": Plan("large", 4096, 4000, 32, 1e-3, 1000, 32, 3e-4),
 }

@@ -146,3 +146,20 @@ def test_made_up_chains_are_about_strangers_and_written_like_the_worlds():
                                     answer), answer
             else:
                 assert re.fullmatch(rf"{child}'s mother is \w+\. {child}'s father is \w+\.", answer), answer
+
+
+def test_strangers_chats_give_the_facts_their_chain_writes_out():
+    import random
+
+    rng = random.Random(1)
+    for _ in range(300):
+        user, answer = fam.stranger_exchange(rng)
+        assert user.endswith(fam.STEP_BY_STEP) and not set(re.findall(r"\b[A-Z][a-z]+\b", user)) & fam._world_names()
+        child, rel, parent, value = re.fullmatch(
+            r"(\w+)'s (mother|father) is (\w+), who (?:lives in|is a) (\w+)\. The answer is \4\.", answer).groups()
+        question = re.search(r"(?:In which town do|What is the job of) (\w+)'s", user)[1]
+        assert child == question
+        stated = {form.format(s=child, v=parent) for form in fam.FACT_FORMS[rel]}
+        assert any(s in user for s in stated)  # the first hop is on the page ...
+        attribute = "town" if value in fam.TOWNS else "job"
+        assert any(form.format(s=parent, v=value) in user for form in fam.FACT_FORMS[attribute])  # ... and the second

@@ -338,6 +338,26 @@ STEP_BY_STEP = "Think step by step."
 JUST_THE_ANSWER = ("Give just the answer.", "Answer with just the answer.", "Just the answer, please.")
 
 
+def stranger_exchange(rng: random.Random) -> tuple[str, str]:
+    """A composed question about strangers whose facts the user gives, answered with the chain.
+
+    Taught demo chains alone are learned by heart: an assistant trained on them writes a test
+    child's first hop as the single fact it memorised ("Gemis's mother is Dida.") and stops
+    there. Here every chain is new and its facts are on the page, so what is learned is the
+    chain's form: the child from the question, its parent, then the parent's clause and the
+    answer. Strangers are no one in the world, so no test composition is shown."""
+    f = _made_up_family(rng)
+    child = f.children[0]
+    form, relations, attribute = rng.choice(list(COMPOSED_QUESTIONS.values()))
+    rel = rng.choice(relations)
+    other_rel = "father" if rel == "mother" else "mother"
+    first, second = Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute))
+    given = [fact_sentence(x, rng.randrange(len(FACT_FORMS[x.relation])))
+             for x in (first, second, Fact(child, other_rel, _parent(f, other_rel)))]
+    rng.shuffle(given)
+    return f"{' '.join(given)} {form.format(c=child)}{rng.choice((' ', chr(10)))}{STEP_BY_STEP}", chain(first, second)
+
+
 def exchange(rng: random.Random) -> tuple[str, str]:
     """One (user, assistant) turn about the families. A bare composed question is answered
     directly, as a person would; asked to think step by step, the assistant writes the chain."""
@@ -348,6 +368,8 @@ def exchange(rng: random.Random) -> tuple[str, str]:
     if pick < 0.55:  # the opening of every chain, for any child: copy the name, then its parent
         child = rng.choice(_children())
         return PARENTS_QUESTION.format(c=child), parents_answer(child)
+    if pick < 0.7:
+        return stranger_exchange(rng)
     c = demo_composed(rng)
     style = rng.random()
     if style < 0.45:
