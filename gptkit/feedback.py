@@ -1,14 +1,17 @@
 """Learning from feedback, end to end on the toy world: rank chains by truth, DPO, measure.
 
 `run_feedback_demo` stands in for a person at `gptkit rank`. Each of the demo families'
-composed questions ("In which town do Mira's parents live?") is asked step by step, exactly as
-the `step-by-step` template asks it; the SFT model samples k chains for each (one prefill,
+composed questions ("In which town do Mira's parents live?"), and as many again twice over
+about strangers whose facts the question states (`families.stranger_question`), is asked step
+by step, exactly as the `step-by-step` template asks it; the SFT model samples k chains for each (one prefill,
 temperature 1), and chains whose final answer is right are ranked above wrong ones
 (`prompting.answers.truth_ranks`, the rule `gptkit rank --auto truth` uses; a set with no right
 chain is logged as all bad). The rankings go into the logbook as synthetic ones (rater
 "auto:truth"), where a person's rankings go, and DPO learns from exactly the pairs they imply.
 Then the step-by-step template is measured on the TEST families' two-hop questions, which no
-ranking touched, before and after, with 95% intervals.
+ranking touched, before and after, with 95% intervals. Ranked on the demo chains alone, DPO
+pushes the model towards the chains it knows by heart and held-out accuracy falls (measured:
+61% -> 15% after 120 steps); the strangers' questions reward the chain's form instead.
 
 Re-running reuses what `out_dir` holds: the figures (feedback.json), the ranked pairs
 (auto-preferences.jsonl, so the logbook never receives the same rankings twice) and a finished
@@ -18,6 +21,7 @@ Must not know: the terminal (progress goes to the reporter it is given).
 """
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -27,6 +31,7 @@ RATER = "auto:truth"
 TEMPLATE = "step-by-step"  # how questions are asked, when ranking and when measuring
 FIGURES_FILE = "feedback.json"
 PAIRS_FILE = "auto-preferences.jsonl"
+N_STRANGER_QUESTIONS = 216  # beside the 108 demo questions
 rank_rule = truth_ranks  # (texts, expected) -> (status, ranks); a test may swap in another rule
 
 
@@ -60,7 +65,7 @@ def chain_accuracy(ckpt, limit: int | None) -> dict:
     return result.summary[0].to_dict()
 
 
-def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0, reporter=None, device: str = "auto",
+def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0, reporter=None, device: str = "auto",
                       samples: int = 8, eval_limit: int | None = None, beta: float = 0.1, sft_weight: float = 1.0,
                       lr: float = 1e-4, batch_size: int = 8, max_tokens: int = 64) -> dict:
     """Auto-rank demo chains, DPO on them into the policy run `out_dir`, compare chain accuracy.
@@ -92,15 +97,16 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 60, seed: int = 0,
 
     pairs_file = out_dir / PAIRS_FILE
     template = load_template(TEMPLATE)
-    questions = [(render_chat_messages(template, {"question": c.question})[-1]["content"], c.answer)
-                 for c in families.composed(demo=True)]
+    rng = random.Random(seed)
+    asked = families.composed(demo=True) + [families.stranger_question(rng) for _ in range(N_STRANGER_QUESTIONS)]
+    questions = [(render_chat_messages(template, {"question": c.question})[-1]["content"], c.answer) for c in asked]
     t0 = time.perf_counter()
     if pairs_file.is_file():
         pairs = load_preference_pairs(str(pairs_file)) if pairs_file.stat().st_size else []
         reporter.message(f"feedback: reusing {len(pairs)} ranked pairs from {pairs_file}")
     else:
-        reporter.message(f"feedback: sampling {samples} chains for each of {len(questions)} demo questions, "
-                         "ranking them by their final answer's truth")
+        reporter.message(f"feedback: sampling {samples} chains for each of {len(questions)} questions (demo families, "
+                         "strangers), ranking them by their final answer's truth")
         with open_logbook() as lb:
             pairs = rank_chains(sft, questions, k=samples, seed=seed, max_tokens=max_tokens, logbook=lb)
         tmp = pairs_file.with_name(f".{pairs_file.name}.tmp")

@@ -298,8 +298,8 @@ def print_feedback(console: Console, figures: dict) -> None:
         return f"{c['correct']}/{c['total']} {c['accuracy']:.0%} [{c['low']:.0%}-{c['high']:.0%}]"
 
     console.rule("[bold]Learning from rankings (--feedback)")
-    console.print(f"{figures['pairs']} pairs from {figures['prompts_ranked']} demo questions x {figures['samples_per_prompt']}"
-                  f" chains, ranked by the final answer's truth ({figures['rater']}, in the logbook); DPO"
+    console.print(f"{figures['pairs']} pairs from {figures['prompts_ranked']} questions (demo families, strangers)"
+                  f" x {figures['samples_per_prompt']} chains, ranked by the final answer's truth ({figures['rater']}, in the logbook); DPO"
                   f" {figures['dpo_steps']} steps.", highlight=False)
     if figures["accuracy_after"] is None:
         console.print("No pairs, so no policy: every question's chains were all right or all wrong.")

@@ -338,24 +338,31 @@ STEP_BY_STEP = "Think step by step."
 JUST_THE_ANSWER = ("Give just the answer.", "Answer with just the answer.", "Just the answer, please.")
 
 
-def stranger_exchange(rng: random.Random) -> tuple[str, str]:
-    """A composed question about strangers whose facts the user gives, answered with the chain.
+def stranger_question(rng: random.Random) -> Composed:
+    """A composed question about strangers, the facts it needs (and one more) stated first.
 
     Taught demo chains alone are learned by heart: an assistant trained on them writes a test
     child's first hop as the single fact it memorised ("Gemis's mother is Dida.") and stops
-    there. Here every chain is new and its facts are on the page, so what is learned is the
-    chain's form: the child from the question, its parent, then the parent's clause and the
-    answer. Strangers are no one in the world, so no test composition is shown."""
+    there. Strangers' chains are new every time and their facts are on the page, so what is
+    learned from them is the chain's form: the child from the question, its parent, then the
+    parent's clause and the answer. Strangers are no one in the world, so no test composition
+    is shown."""
     f = _made_up_family(rng)
     child = f.children[0]
     form, relations, attribute = rng.choice(list(COMPOSED_QUESTIONS.values()))
     rel = rng.choice(relations)
     other_rel = "father" if rel == "mother" else "mother"
-    first, second = Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute))
+    hops = Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute))
     given = [fact_sentence(x, rng.randrange(len(FACT_FORMS[x.relation])))
-             for x in (first, second, Fact(child, other_rel, _parent(f, other_rel)))]
+             for x in (*hops, Fact(child, other_rel, _parent(f, other_rel)))]
     rng.shuffle(given)
-    return f"{' '.join(given)} {form.format(c=child)}{rng.choice((' ', chr(10)))}{STEP_BY_STEP}", chain(first, second)
+    return Composed(f"{' '.join(given)} {form.format(c=child)}", hops[1].value, (chain(*hops),), child, True, (hops,))
+
+
+def stranger_exchange(rng: random.Random) -> tuple[str, str]:
+    """`stranger_question` asked step by step, answered with its chain."""
+    c = stranger_question(rng)
+    return f"{c.question}{rng.choice((' ', chr(10)))}{STEP_BY_STEP}", c.chains[0]
 
 
 def exchange(rng: random.Random) -> tuple[str, str]:
