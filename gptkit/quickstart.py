@@ -165,7 +165,9 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
 
 
 HELD_OUT_KINDS = ("hop-1", "hop-2", "two-hop")
-TABLE_KINDS = ("two-hop", "capital")  # the technique table's columns
+# The technique table's columns and how each is scored: a chain's "The answer is X" against the
+# answer; a capital as "the answer names the city" (an assistant says "The capital of Peru is Lima.").
+TABLE_KINDS = {"two-hop": "exact", "capital": "contains"}
 BASE_TEMPLATES = ("zero-shot", "few-shot", "chain-of-thought")
 ASSISTANT_TEMPLATES = ("zero-shot", "instructions", "step-by-step")
 SC_TEMPLATE, SC_VOTE_AT = "self-consistency", (5, 10)
@@ -198,7 +200,7 @@ def technique_table(base, assistant, plan: Plan) -> dict:
                 (assistant, (SC_TEMPLATE,), {"samples": plan.sc_samples, "vote_at": SC_VOTE_AT})]
         cells, rows = [], []
         for ckpt, templates, options in runs:
-            result = run_experiment(list(templates), [ckpt], cases, **options)
+            result = run_experiment(list(templates), [ckpt], cases, score_method=TABLE_KINDS[kind], **options)
             cells += [{**cell.to_dict(), "model": ckpt.kind} for cell in result.summary]
             rows += result.rows
         steps = [r for r in rows if r.template == "step-by-step"]
@@ -238,7 +240,7 @@ def print_report(console: Console, results: dict, out_dir: Path) -> None:
     console.rule("[bold]3. Prompt techniques on questions that need two facts")
     print_techniques(console, results["techniques"])
     plan = Plan(**results["plan"])
-    console.print("Every cell, with its rows in the logbook: (KIND: two-hop or capital)")
+    console.print("Every cell, with its rows in the logbook: (KIND: two-hop, or capital adding --score contains)")
     for command in table_commands(str(out_dir / "base"), str(out_dir / "assistant"), plan):
         console.print(f"  [bold]{command}[/]", highlight=False, soft_wrap=True)
     if "feedback" in results:
