@@ -134,6 +134,19 @@ def test_compare_command_and_mode_switches(ckpts):
     assert rows[-1]["checkpoint"] == "assistant/step-000001"
 
 
+def test_mode_assistant_answers_with_the_assistant_and_refuses_a_lone_base_model(ckpts):
+    session = new_session(["base", "assistant"])
+    drive(session, "/mode assistant", "hi", "/mode base", "hello")
+    chat, document = logged("chat")
+    assert chat["mode"] == "assistant" and chat["checkpoint"] == "assistant/step-000001"
+    assert chat["rendered_prompt"].endswith("<|user|>hi<|end|><|assistant|>")
+    assert document["mode"] == "base" and document["checkpoint"] == "base/step-000001"
+    lone = new_session(["base"])
+    out = drive(lone, "/mode assistant")
+    assert len(error_lines(out)) == 1 and "is a base model" in out and "/model NAME" in out
+    assert lone.mode == "base" and lone.names == ["base"]
+
+
 def test_compare_streams_into_a_live_display_on_a_terminal(ckpts):
     session = new_session(["base", "assistant"], terminal=True)
     out = drive(session, "hello")

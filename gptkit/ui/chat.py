@@ -40,7 +40,7 @@ from rich.live import Live
 from rich.text import Text
 
 from gptkit import paths
-from gptkit.checkpoint import GENERATIVE_KINDS
+from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS
 from gptkit.errors import GptkitError, UsageError
 from gptkit.prompting.templates import render_base, render_chat_messages
 from gptkit.ui.render import answer_grid, displayable
@@ -265,6 +265,23 @@ class ChatSession:
         self.pending = None
         if preload:
             self.preload()
+
+    def switch_mode(self, mode: str) -> None:
+        """/mode: compare answers with every checkpoint in the session; assistant mode puts a chat
+        checkpoint first (a base model never learned the chat format), base mode a base one if
+        the session has one (any model can continue a document)."""
+        if mode not in MODES:
+            raise UsageError(f"/mode: expected one of {', '.join(MODES)}, got '{mode}'")
+        if mode == "compare":
+            self.use_checkpoints(self.names, "compare")
+            return
+        fits = [n for n in self.names if peek_kind(n) in (CHAT_KINDS if mode == "assistant" else ("base",))]
+        if mode == "assistant" and not fits:
+            raise UsageError(f"/mode assistant: {self.names[0]} is a base model: it continues documents and was "
+                             "never taught to chat; load an assistant with /model NAME")
+        first = fits[0] if fits else self.names[0]
+        self.names = [first] + [n for n in self.names if n != first]
+        self.mode, self.pending = mode, None
 
     def preload(self) -> None:
         """Load the current checkpoints in a background thread (a turn waits for them)."""

@@ -145,12 +145,7 @@ def cmd_compare(session, arg: str) -> None:
 
 
 def cmd_mode(session, arg: str) -> None:
-    if arg not in MODES:
-        raise UsageError(f"/mode: expected one of {', '.join(MODES)}, got '{arg}'")
-    if arg == "compare":
-        session.use_checkpoints(session.names, "compare")
-    else:
-        session.mode = arg
+    session.switch_mode(arg)
     using = session.names if arg == "compare" else session.names[:1]
     session.console.print(Text(f"mode {arg} · {' · '.join(using)}"))
 
