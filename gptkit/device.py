@@ -17,7 +17,12 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 class DeviceChoice:
     device: str  # "cpu" | "cuda" | "cuda:N" | "mps"
     dtype: str  # autocast dtype for training/inference: "bfloat16" | "float32"
-    reason: str
+    reason: str  # why this device: "no CUDA or MPS device found"
+
+    @property
+    def label(self) -> str:
+        """The device first, then why: "cpu, fp32 (no CUDA or MPS device found)"."""
+        return f"{self.device}, {'bf16 autocast' if self.dtype == 'bfloat16' else 'fp32'} ({self.reason})"
 
     @property
     def type(self) -> str:
@@ -57,10 +62,10 @@ def pick_device(spec: str = "auto") -> DeviceChoice:
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: free speed, fine for training
         torch.backends.cudnn.allow_tf32 = True
         if torch.cuda.is_bf16_supported():
-            return DeviceChoice(spec, "bfloat16", why + "; bf16 autocast")
-        return DeviceChoice(spec, "float32", why + "; fp32 (this GPU lacks bf16)")
+            return DeviceChoice(spec, "bfloat16", why)
+        return DeviceChoice(spec, "float32", why + "; this GPU lacks bf16")
     # MPS autocast support varies by torch version; fp32 is the safe, documented choice there.
-    return DeviceChoice(spec, "float32", why + "; fp32")
+    return DeviceChoice(spec, "float32", why)
 
 
 def to_device(tensor, device):

@@ -85,7 +85,7 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     console.rule("[bold]gptkit quickstart[/]: from raw text to an assistant, on the toy world")
-    console.print(f"size [bold]{size}[/] ({plan.preset} preset), device: {dc.reason}; output in {out_dir}")
+    console.print(f"size [bold]{size}[/] ({plan.preset} preset), device {dc.label}; output in {out_dir}")
 
     # 1. tokenizer
     t0 = time.perf_counter()

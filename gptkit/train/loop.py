@@ -203,7 +203,7 @@ def train(
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
-    reporter.start(cfg.max_steps, state.step, {"params": sum(p.numel() for p in model.parameters()), "device": dc.reason})
+    reporter.start(cfg.max_steps, state.step, {"params": sum(p.numel() for p in model.parameters()), "device": dc.label})
     last_saved: Path | None = None
     last_saved_step = -1
     window_tokens, window_start = 0, time.perf_counter()
