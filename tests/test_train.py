@@ -244,3 +244,9 @@ def test_learning_rate_warms_up_linearly_then_follows_a_cosine_to_its_floor():
     decay = [lr_at(s, cfg) for s in range(10, 111)]
     assert all(a > b for a, b in zip(decay, decay[1:]))
     assert lr_at(0, TrainConfig(max_steps=5, lr=2e-3, warmup_steps=0)) == pytest.approx(2e-3)  # no warmup: starts at the peak
+
+
+def test_the_device_line_names_the_device_then_why():
+    from gptkit.device import pick_device
+
+    assert pick_device("cpu").label == "cpu, fp32 (asked for with --device)"
