@@ -731,13 +731,14 @@ def template_shape(t) -> str:
 @prompt.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per template.")
 def prompt_list(as_json):
-    """List the shipped templates, then yours ($GPTKIT_HOME/prompts)."""
-    from gptkit.prompting.templates import list_templates
+    """List the shipped templates, then the project's (./prompts), then yours ($GPTKIT_HOME/prompts)."""
+    from gptkit.prompting.templates import list_templates, template_origin
 
     templates = list_templates()
     if as_json:
         for t in templates:
-            click.echo(json.dumps({"name": t.name, "description": t.description, "examples": len(t.examples),
+            click.echo(json.dumps({"name": t.name, "from": template_origin(t), "description": t.description,
+                                   "examples": len(t.examples),
                                    "chain_of_thought": bool(t.cot_exemplars or t.cot_trigger),
                                    "self_consistency": {"samples": t.sc_samples, "temperature": t.sc_temperature}
                                    if t.sc_samples else None, "source": str(t.source)}, ensure_ascii=False))
@@ -746,10 +747,10 @@ def prompt_list(as_json):
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("name", "shape", "description"):
+    for column in ("name", "from", "shape", "description"):
         table.add_column(column)
     for t in templates:
-        table.add_row(t.name, template_shape(t), t.description)
+        table.add_row(t.name, template_origin(t), template_shape(t), t.description)
     Console().print(table)
 
 

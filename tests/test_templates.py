@@ -1,5 +1,9 @@
 """Templates: schema validation (file:line:field errors), lookup, and exact rendering."""
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -19,6 +23,7 @@ from gptkit.prompting.templates import (
     render_chat_messages,
     render_prompt,
     required_variables,
+    template_origin,
 )
 
 SMALL = """\
@@ -300,6 +305,24 @@ def test_load_by_name_shipped_then_user(isolated_home):
     listed = [(t.name, t.source.parent) for t in list_templates()]
     assert ("mine", user) in listed and ("few-shot", user) in listed and ("few-shot", SHIPPED_DIR) in listed
     assert listed.index(("plain", SHIPPED_DIR)) < listed.index(("mine", user))
+
+
+def test_the_projects_prompts_folder_comes_between_shipped_and_yours(isolated_home, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "prompts").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    (project / "prompts" / "ours.yaml").write_text("name: ours\nprompt: '{x}'\nvariables: {x: a}\n", encoding="utf-8")
+    user = isolated_home / "prompts"
+    user.mkdir(parents=True)
+    (user / "ours.yaml").write_text("name: ours\nprompt: 'mine {x}'\nvariables: {x: b}\n", encoding="utf-8")
+    assert load_template("ours").source == project / "prompts" / "ours.yaml"
+    origins = [(t.name, template_origin(t)) for t in list_templates()]
+    assert origins.index(("plain", "shipped")) < origins.index(("ours", "project")) < origins.index(("ours", "yours"))
+    assert template_origin(load_template(user / "ours.yaml")) == "yours"
+    result = subprocess.run([sys.executable, "-m", "gptkit", "prompt", "list", "--json"], capture_output=True,
+                            text=True, env={**os.environ, "GPTKIT_HOME": str(isolated_home)}, check=True)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {(r["name"], r["from"]) for r in rows} >= {("ours", "project"), ("ours", "yours"), ("few-shot", "shipped")}
 
 
 def test_unknown_name_suggests():

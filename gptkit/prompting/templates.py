@@ -1,7 +1,7 @@
 r"""Prompt templates: the YAML schema, its validation, and rendering for base and chat models.
 
 Owns: loading a template (a path, or a name looked up in the shipped library gptkit/prompts/,
-then in $GPTKIT_HOME/prompts/), validating it with one-line `TemplateError`s that name
+then in the current project's ./prompts/, then in $GPTKIT_HOME/prompts/), validating it with one-line `TemplateError`s that name
 file:line and field, and rendering it as a document prefix (base model) or as chat messages
 (assistant model). Must not know: tokenizers, token ids, models, sampling code, the logbook.
 Validation is most of this module's length: every mistake gets its own line number and field.
@@ -94,25 +94,43 @@ def user_dir() -> Path:
     return paths.home() / "prompts"
 
 
+def template_folders() -> list[tuple[str, Path]]:
+    """Where names are looked up, in order: (origin, folder). Shipped first, then the current
+    project's ./prompts, then $GPTKIT_HOME/prompts; a folder listed twice counts once."""
+    out: list[tuple[str, Path]] = []
+    for origin, folder in (("shipped", SHIPPED_DIR), ("project", Path.cwd() / "prompts"), ("yours", user_dir())):
+        if all(folder.resolve() != seen.resolve() for _, seen in out):
+            out.append((origin, folder))
+    return out
+
+
 def load_template(path_or_name: str | Path) -> Template:
-    """A template from a file path, or by name from the shipped library, then the user's
-    folder. A shipped name always wins: a user file with that name is reachable by path only."""
+    """A template from a file path, or by name from the shipped library, then the project's
+    ./prompts, then the user's folder. A shipped name always wins: a file of the same name
+    elsewhere is reachable by path only."""
     is_name = isinstance(path_or_name, str) and _NAME.fullmatch(path_or_name) is not None
     if not is_name:
         return _load_file(Path(path_or_name))
-    for folder in (SHIPPED_DIR, user_dir()):
+    folders = [folder for _, folder in template_folders()]
+    for folder in folders:
         candidate = folder / f"{path_or_name}.yaml"
         if candidate.is_file():
             return _load_file(candidate)
-    known = sorted({p.stem for folder in (SHIPPED_DIR, user_dir()) for p in _yaml_files(folder)})
+    known = sorted({p.stem for folder in folders for p in _yaml_files(folder)})
     close = difflib.get_close_matches(path_or_name, known, n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
     raise TemplateError(f"no template named '{path_or_name}' ({hint})")
 
 
 def list_templates() -> list[Template]:
-    """Every shipped template, then every user template, each group sorted by name."""
-    return [_load_file(p) for folder in (SHIPPED_DIR, user_dir()) for p in _yaml_files(folder)]
+    """Every template of every folder of `template_folders`, in its order, each sorted by name."""
+    return [_load_file(p) for _, folder in template_folders() for p in _yaml_files(folder)]
+
+
+def template_origin(t: Template) -> str:
+    """"shipped", "project" or "yours" for a listed template; "file" for one loaded by path."""
+    where = t.source.parent.resolve() if t.source else None
+    return next((origin for origin, folder in template_folders() if folder.resolve() == where), "file")
 
 
 def _yaml_files(folder: Path) -> list[Path]:

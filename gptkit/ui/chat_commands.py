@@ -30,7 +30,7 @@ from rich.text import Text
 
 from gptkit.errors import DataError, GptkitError, UsageError
 from gptkit.prompting.answers import extract_answer, majority_vote
-from gptkit.prompting.templates import SHIPPED_DIR, load_template, required_variables, user_dir
+from gptkit.prompting.templates import load_template, required_variables, template_folders
 from gptkit.ui.chat import MODES, Answer, ChatSettings, PanelStream, default_mode, displayable, speed, visible_prompt
 from gptkit.ui.render import colored_tokens, vote_bars
 
@@ -532,8 +532,7 @@ COMMANDS["exit"] = COMMANDS["quit"]
 
 def template_names() -> list[str]:
     """Names by file, without parsing: a broken user template must not break completion."""
-    folders = (SHIPPED_DIR, user_dir())
-    return sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.yaml")})
+    return sorted({p.stem for _, folder in template_folders() if folder.is_dir() for p in folder.glob("*.yaml")})
 
 
 def checkpoint_names() -> list[str]:
