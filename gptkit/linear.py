@@ -12,6 +12,9 @@ oneDNN too. Without oneDNN (non-x86 builds), under torch.compile and under CPU a
 F.linear.
 """
 
+import weakref
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -63,6 +66,28 @@ def packed(weight: torch.Tensor, rows: int) -> torch.Tensor:
 def packs(weight: torch.Tensor, rows: int) -> bool:
     """Whether `packed(weight, rows)` makes a packed copy."""
     return _reorder is not None and rows > 1 and weight.device.type == "cpu" and weight.dtype == torch.float32
+
+
+class PackCache:
+    """Each owner's (a model's) matrices `packed` for one row count, rebuilt when the row count
+    changes or any matrix does (its storage moves or its version counter ticks: training,
+    `load_state_dict`, `.to()`). Kept outside the owner, so copy.deepcopy and pickling of a model
+    never meet oneDNN's opaque tensors; an owner that is collected takes its copies with it."""
+
+    def __init__(self):
+        self._packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get(self, owner, matrices: list[torch.Tensor], rows: int, build: Callable[[], object]):
+        """`build()` (which packs `matrices` for `rows` rows), made once per state of `matrices`."""
+        version = (rows, tuple((w.data_ptr(), w._version) for w in matrices))
+        key, value = self._packed.get(owner, (None, None))
+        if key != version:
+            value = build()
+            self._packed[owner] = (version, value)
+        return value
+
+    def drop(self, owner) -> None:
+        self._packed.pop(owner, None)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

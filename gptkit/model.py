@@ -22,14 +22,13 @@ callers that sample must ignore logits past the tokenizer's real vocabulary.
 """
 
 import math
-import weakref
 from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from gptkit.linear import Linear, linear, packed, packs
+from gptkit.linear import Linear, PackCache, linear, packed, packs
 
 
 @dataclass
@@ -96,9 +95,7 @@ def document_layout(idx: torch.Tensor, bos_id: int) -> tuple[torch.Tensor, torch
     return t - first, mask[:, None]
 
 
-# Per model, its matrices packed for k-row decoding (see GPT._decode_params). Kept outside the
-# module so copy.deepcopy and pickling never meet oneDNN's opaque tensors.
-_PACKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_PACKS = PackCache()  # per model, its matrices packed for k-row decoding (GPT._decode_params)
 
 
 class KVCache:
@@ -387,18 +384,17 @@ class GPT(nn.Module):
                        b.mlp.c_proj.weight, b.mlp.c_proj.bias) for b in t.h]
             params = (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias), t.wte.weight)
             self.__dict__["_decode_cache"] = ((first, last), params)
-            _PACKED.pop(self, None)
+            _PACKS.drop(self)
         if not packs(params[0], rows) or torch.is_grad_enabled():  # packed copies carry no gradient
             return params
-        matrices = [params[0]] + [w for layer in params[2] for w in (layer[2], layer[4], layer[8], layer[10])]
-        version = (rows, tuple((w.data_ptr(), w._version) for w in matrices))
-        key, packed_params = _PACKED.get(self, (None, None))
-        if key != version:
+
+        def pack():
             layers = [(l1w, l1b, packed(aw, rows), ab, packed(pw, rows), pb, l2w, l2b, packed(fw, rows), fb,
                        packed(ow, rows), ob) for (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, ow, ob) in params[2]]
-            packed_params = (*params[:2], layers, params[3], packed(params[0], rows))
-            _PACKED[self] = (version, packed_params)
-        return packed_params
+            return (*params[:2], layers, params[3], packed(params[0], rows))
+
+        matrices = [params[0]] + [w for layer in params[2] for w in (layer[2], layer[4], layer[8], layer[10])]
+        return _PACKS.get(self, matrices, rows, pack)
 
     def new_cache(self, batch_size: int, max_len: int | None = None, dtype=None, *, prefix=None, pad=None) -> KVCache:
         """An empty cache on the model's device (see `KVCache` for `prefix` and `pad`)."""
