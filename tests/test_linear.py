@@ -41,3 +41,25 @@ def test_training_uses_onednn_and_inference_needs_no_graph():
     with torch.no_grad():
         assert L.linear(x, w).grad_fn is None
     assert L.linear(x[:0], w).shape == (0, 16)
+
+
+def test_pack_cache_rebuilds_when_a_matrix_or_the_row_count_changes():
+    class Owner:
+        pass
+
+    owner, w = Owner(), torch.randn(8, 4)
+    cache, builds = L.PackCache(), []
+
+    def build():
+        builds.append(1)
+        return object()
+
+    first = cache.get(owner, [w], 4, build)
+    assert cache.get(owner, [w], 4, build) is first and len(builds) == 1
+    w.add_(1.0)  # in place: the version counter ticks
+    assert cache.get(owner, [w], 4, build) is not first and len(builds) == 2
+    cache.get(owner, [w], 8, build)
+    assert len(builds) == 3
+    cache.drop(owner)
+    cache.get(owner, [w], 8, build)
+    assert len(builds) == 4
