@@ -344,7 +344,7 @@ def quickstart(size, out, fresh, feedback, device, as_json):
     Offline, about 10 minutes on a 2-core CPU at the default size. Stages already done are
     reused and an interrupted run resumes where it stopped.
     """
-    from gptkit.quickstart import run_quickstart
+    from gptkit.demo.quickstart import run_quickstart
 
     results = run_quickstart(out_dir=run_folder(out, "quickstart"), size=size, fresh=fresh, device=device,
                              feedback=feedback, as_json=as_json)

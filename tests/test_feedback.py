@@ -2,7 +2,7 @@
 
 import pytest
 
-from gptkit import feedback
+from gptkit.demo import feedback
 from gptkit.checkpoint import load_checkpoint
 from gptkit.data.toyworld import Task
 from gptkit.store import open_logbook
@@ -21,7 +21,7 @@ from gptkit.store import open_logbook
 ])
 def test_one_rule_judges_held_out_answers_and_rankings(task, text, right):
     """Held-out evaluation and every ranking by truth (the demo's and `rank --auto truth`'s) agree."""
-    from gptkit.evaluate import is_correct
+    from gptkit.demo.evaluate import is_correct
     from gptkit.ui.rank import AutoRule, auto_ranks
 
     assert is_correct(task, text) is right

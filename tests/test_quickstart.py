@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 from gptkit.checkpoint import load_checkpoint, read_meta, resolve_checkpoint
-from gptkit.evaluate import answer_region, is_correct
-from gptkit.quickstart import SIZES
+from gptkit.demo.evaluate import answer_region, is_correct
+from gptkit.demo.quickstart import SIZES
 from gptkit.data.toyworld import Task
 
 

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gptkit.errors import UsageError
-from gptkit.evaluate import ask, heldout_accuracy, question_rate
+from gptkit.demo.evaluate import ask, heldout_accuracy, question_rate
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
         "checkpoints": {"base": str(base.path), "assistant": str(assistant.path)},
     }
     if feedback:
-        from gptkit.feedback import run_feedback_demo
+        from gptkit.demo.feedback import run_feedback_demo
 
         t0 = time.perf_counter()
         results["feedback"] = run_feedback_demo(str(out_dir / "assistant"), out_dir=out_dir / "policy", seed=0,
