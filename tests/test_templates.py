@@ -389,3 +389,12 @@ def test_docstring_schema_is_a_valid_template():
     t = parse_template(textwrap.dedent(block))
     assert t.name == "cot" and t.cot_exemplars and t.sc_samples == 10 and t.stop == ("\n\n", "\nQ:")
     assert render_base(t, {}).endswith("Q: What is 12 + 34?\nA: Let's think step by step.")
+
+
+def test_every_package_and_the_shipped_templates_are_installed():
+    tomllib = pytest.importorskip("tomllib")
+    root = SHIPPED_DIR.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "gptkit").rglob("__init__.py")}
+    assert set(config["packages"]) == on_disk | {"gptkit.prompts"}  # a new subpackage must be listed
+    assert config["package-dir"]["gptkit.prompts"] == SHIPPED_DIR.name and SHIPPED_DIR == root / "prompts"

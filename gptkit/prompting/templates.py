@@ -1,6 +1,6 @@
 r"""Prompt templates: the YAML schema, its validation, and rendering for base and chat models.
 
-Owns: loading a template (a path, or a name looked up in the shipped library gptkit/prompts/,
+Owns: loading a template (a path, or a name looked up in the shipped library prompts/,
 then in the current project's ./prompts/, then in $GPTKIT_HOME/prompts/), validating it with one-line `TemplateError`s that name
 file:line and field, and rendering it as a document prefix (base model) or as chat messages
 (assistant model). Must not know: tokenizers, token ids, models, sampling code, the logbook.
@@ -52,7 +52,15 @@ from gptkit import paths
 from gptkit.errors import TemplateError
 from gptkit.prompting.answers import NORMALIZATIONS, answer_regex_problem, extract_answer, normalize_answer
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "prompts"
+def _shipped_dir() -> Path:
+    """The shipped templates: gptkit/prompts/ once installed (pyproject maps the top-level
+    prompts/ folder there); in a source checkout or an editable install, prompts/ itself."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "prompts"
+    return installed if installed.is_dir() else package.parent / "prompts"
+
+
+SHIPPED_DIR = _shipped_dir()
 DEFAULT_SAMPLING = {"temperature": 0.0, "top_k": None, "top_p": None, "max_tokens": 128, "seed": 0}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _TOP_KEYS = ("name", "description", "system", "instructions", "examples", "prompt", "variables",
