@@ -1,7 +1,7 @@
 """The GPT: GPT-2's architecture, small enough to read in one sitting.
 
 Learned position embeddings, pre-LayerNorm blocks, GELU MLP, tied input/output embeddings and
-optional biases, so real GPT-2 weights fit unchanged (see checkpoint.py for the HF mapping).
+optional biases, so real GPT-2 weights fit unchanged (see hf.py for the Hugging Face mapping).
 Attention goes through `scaled_dot_product_attention`, matrix multiplies through `gptkit.linear`
 (F.linear, or oneDNN for CPU fp32: see there).
 
@@ -20,6 +20,8 @@ count as a position (see `KVCache`).
 The model knows nothing about tokenizers or text; `vocab_size` is padded (see `GPTConfig`) and
 callers that sample must ignore logits past the tokenizer's real vocabulary.
 """
+
+from __future__ import annotations  # the model's signatures name KVCache, defined after it
 
 import math
 from dataclasses import asdict, dataclass, fields
@@ -74,109 +76,6 @@ def config_for(preset: str, n_vocab: int, **overrides) -> GPTConfig:
     """The config of a named preset for a tokenizer with `n_vocab` tokens (padded to 64)."""
     assert preset in PRESETS, f"unknown preset {preset!r}"
     return GPTConfig(vocab_size=pad_vocab(n_vocab), **{**PRESETS[preset], **overrides})
-
-
-def document_layout(idx: torch.Tensor, bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions (B, T) counted from each token's own document start, and the attention mask
-    (B, 1, T, T) that lets a token see only earlier tokens of its own document.
-
-    Training windows pack many documents (each opening with `bos_id`); without this a
-    one-sentence fact at window position 200 is read at position 200, with 199 tokens of other
-    documents to look past, and the model learns the facts several times slower. A window that
-    opens mid-document counts that fragment from 0.
-    """
-    B, T = idx.shape
-    t = torch.arange(T, device=idx.device)
-    starts = idx == bos_id
-    first = torch.where(starts, t, 0).cummax(dim=1).values  # index of the current document's bos
-    doc = starts.cumsum(dim=1)
-    causal = t[:, None] >= t[None, :]
-    mask = (doc[:, :, None] == doc[:, None, :]) & causal
-    return t - first, mask[:, None]
-
-
-_PACKS = PackCache()  # per model, its matrices packed for k-row decoding (GPT._decode_params)
-
-
-class KVCache:
-    """Preallocated keys/values for every layer: (n_layer, B, n_head, slots, head_dim).
-
-    Fixed shapes keep decode steps cheap (no reallocation per token) and graph-capturable.
-    A batch of different prompts is described by two optional parts:
-    - `prefix`: the keys/values of a beginning that every row shares, stored once (batch 1) and
-      read once per step for all rows (`shared_prefix_attention`); `k`/`v` then hold only each
-      row's own slots, those after the prefix.
-    - `pad` (B,): how many of each row's own slots, the first ones, are padding. Prompts of
-      different lengths are left-padded so that every row decodes into the same slot; padding is
-      attended by no other slot and does not count as a position.
-    Slots count from the first prefix slot: `pos` p is own slot p - prefix_len.
-    """
-
-    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype, *,
-                 prefix: tuple[torch.Tensor, torch.Tensor] | None = None, pad: torch.Tensor | None = None):
-        head_dim = config.n_embd // config.n_head
-        prefix_len = 0 if prefix is None else prefix[0].shape[3]
-        shape = (config.n_layer, batch_size, config.n_head, max_len - prefix_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.max_len = max_len
-        self.prefix = prefix  # (k, v), each (n_layer, 1, n_head, prefix_len, head_dim)
-        self.pad = pad
-
-    @property
-    def prefix_len(self) -> int:
-        return 0 if self.prefix is None else self.prefix[0].shape[3]
-
-    @property
-    def batch_size(self) -> int:
-        return self.k.shape[1]
-
-    def _with_rows(self, k: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None) -> "KVCache":
-        new = KVCache.__new__(KVCache)
-        new.k, new.v, new.pad, new.max_len, new.prefix = k, v, pad, self.max_len, self.prefix
-        return new
-
-    def select_rows(self, index: torch.Tensor) -> "KVCache":
-        """A copy holding the rows `index` (R,) picks, in its order: a prompt's row repeated for its
-        k samples, or the rows still decoding. The shared prefix stays shared, not copied."""
-        return self._with_rows(self.k.index_select(1, index), self.v.index_select(1, index),
-                               None if self.pad is None else self.pad.index_select(0, index))
-
-    def rows(self, first: int, stop: int) -> "KVCache":
-        """Rows first..stop-1 as a view: what a forward writes into it lands in this cache."""
-        return self._with_rows(self.k[:, first:stop], self.v[:, first:stop],
-                               None if self.pad is None else self.pad[first:stop])
-
-
-def own_slot_mask(pad: torch.Tensor | None, first, T: int, n_slots: int, device) -> torch.Tensor:
-    """Which of each row's own slots 0..n_slots-1 the queries at own slots first..first+T-1 see:
-    (B or 1, 1, T, n_slots) bool. Causal; a row's padding (its first `pad` own slots) is seen by
-    no query but itself, so that a padding query's softmax is never empty. `first` may be a 0-d
-    tensor (the fixed-shape decode step)."""
-    slots = torch.arange(n_slots, device=device)
-    queries = (first + torch.arange(T, device=device))[:, None]  # (T, 1)
-    visible = slots <= queries  # (T, n_slots)
-    if pad is not None:
-        padding = slots < pad[:, None, None]  # (B, 1, n_slots)
-        visible = visible & (~padding | (slots == queries))  # (B, T, n_slots)
-    return visible.view(-1, 1, T, n_slots)
-
-
-def shared_prefix_attention(q, prefix_k, prefix_v, k, v, mask=None) -> torch.Tensor:
-    """Attention of q (B, nh, T, hd) over a prefix every row shares, (1, nh, P, hd), followed by
-    each row's own keys/values (B, nh, S, hd), of which `mask` (B or 1, 1, T, S) says which are
-    seen (all, when None): one softmax over all P + S slots. The B*T queries meet the prefix as
-    one (1, nh, B*T, hd) batch, so its keys/values are read once."""
-    B, nh, T, hd = q.shape
-    P = prefix_k.shape[2]
-    every_query = q.transpose(0, 1).reshape(1, nh, B * T, hd)
-    prefix_scores = (every_query @ prefix_k.transpose(-1, -2)).view(nh, B, T, P).transpose(0, 1)  # (B, nh, T, P)
-    own_scores = q @ k.transpose(-1, -2)  # (B, nh, T, S)
-    if mask is not None:
-        own_scores = own_scores.masked_fill(~mask, float("-inf"))
-    p = (torch.cat([prefix_scores, own_scores], dim=-1) * hd**-0.5).softmax(dim=-1)  # (B, nh, T, P + S)
-    from_prefix = p[..., :P].transpose(0, 1).reshape(1, nh, B * T, P) @ prefix_v  # (1, nh, B*T, hd)
-    return from_prefix.view(nh, B, T, hd).transpose(0, 1) + p[..., P:] @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -429,3 +328,110 @@ class RewardModel(GPT):
         h = self.hidden_states(idx)  # (B, T, n_embd)
         rows = torch.arange(idx.size(0), device=idx.device)
         return self.reward_head(h[rows, last_index]).squeeze(-1).float()
+
+
+# ----------------------------------------------------------------------------------------------
+# the machinery the two ways in use: packed documents, the KV cache and its masks
+
+
+def document_layout(idx: torch.Tensor, bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, T) counted from each token's own document start, and the attention mask
+    (B, 1, T, T) that lets a token see only earlier tokens of its own document.
+
+    Training windows pack many documents (each opening with `bos_id`); without this a
+    one-sentence fact at window position 200 is read at position 200, with 199 tokens of other
+    documents to look past, and the model learns the facts several times slower. A window that
+    opens mid-document counts that fragment from 0.
+    """
+    B, T = idx.shape
+    t = torch.arange(T, device=idx.device)
+    starts = idx == bos_id
+    first = torch.where(starts, t, 0).cummax(dim=1).values  # index of the current document's bos
+    doc = starts.cumsum(dim=1)
+    causal = t[:, None] >= t[None, :]
+    mask = (doc[:, :, None] == doc[:, None, :]) & causal
+    return t - first, mask[:, None]
+
+
+_PACKS = PackCache()  # per model, its matrices packed for k-row decoding (GPT._decode_params)
+
+
+class KVCache:
+    """Preallocated keys/values for every layer: (n_layer, B, n_head, slots, head_dim).
+
+    Fixed shapes keep decode steps cheap (no reallocation per token) and graph-capturable.
+    A batch of different prompts is described by two optional parts:
+    - `prefix`: the keys/values of a beginning that every row shares, stored once (batch 1) and
+      read once per step for all rows (`shared_prefix_attention`); `k`/`v` then hold only each
+      row's own slots, those after the prefix.
+    - `pad` (B,): how many of each row's own slots, the first ones, are padding. Prompts of
+      different lengths are left-padded so that every row decodes into the same slot; padding is
+      attended by no other slot and does not count as a position.
+    Slots count from the first prefix slot: `pos` p is own slot p - prefix_len.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype, *,
+                 prefix: tuple[torch.Tensor, torch.Tensor] | None = None, pad: torch.Tensor | None = None):
+        head_dim = config.n_embd // config.n_head
+        prefix_len = 0 if prefix is None else prefix[0].shape[3]
+        shape = (config.n_layer, batch_size, config.n_head, max_len - prefix_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.prefix = prefix  # (k, v), each (n_layer, 1, n_head, prefix_len, head_dim)
+        self.pad = pad
+
+    @property
+    def prefix_len(self) -> int:
+        return 0 if self.prefix is None else self.prefix[0].shape[3]
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    def _with_rows(self, k: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None) -> "KVCache":
+        new = KVCache.__new__(KVCache)
+        new.k, new.v, new.pad, new.max_len, new.prefix = k, v, pad, self.max_len, self.prefix
+        return new
+
+    def select_rows(self, index: torch.Tensor) -> "KVCache":
+        """A copy holding the rows `index` (R,) picks, in its order: a prompt's row repeated for its
+        k samples, or the rows still decoding. The shared prefix stays shared, not copied."""
+        return self._with_rows(self.k.index_select(1, index), self.v.index_select(1, index),
+                               None if self.pad is None else self.pad.index_select(0, index))
+
+    def rows(self, first: int, stop: int) -> "KVCache":
+        """Rows first..stop-1 as a view: what a forward writes into it lands in this cache."""
+        return self._with_rows(self.k[:, first:stop], self.v[:, first:stop],
+                               None if self.pad is None else self.pad[first:stop])
+
+
+def own_slot_mask(pad: torch.Tensor | None, first, T: int, n_slots: int, device) -> torch.Tensor:
+    """Which of each row's own slots 0..n_slots-1 the queries at own slots first..first+T-1 see:
+    (B or 1, 1, T, n_slots) bool. Causal; a row's padding (its first `pad` own slots) is seen by
+    no query but itself, so that a padding query's softmax is never empty. `first` may be a 0-d
+    tensor (the fixed-shape decode step)."""
+    slots = torch.arange(n_slots, device=device)
+    queries = (first + torch.arange(T, device=device))[:, None]  # (T, 1)
+    visible = slots <= queries  # (T, n_slots)
+    if pad is not None:
+        padding = slots < pad[:, None, None]  # (B, 1, n_slots)
+        visible = visible & (~padding | (slots == queries))  # (B, T, n_slots)
+    return visible.view(-1, 1, T, n_slots)
+
+
+def shared_prefix_attention(q, prefix_k, prefix_v, k, v, mask=None) -> torch.Tensor:
+    """Attention of q (B, nh, T, hd) over a prefix every row shares, (1, nh, P, hd), followed by
+    each row's own keys/values (B, nh, S, hd), of which `mask` (B or 1, 1, T, S) says which are
+    seen (all, when None): one softmax over all P + S slots. The B*T queries meet the prefix as
+    one (1, nh, B*T, hd) batch, so its keys/values are read once."""
+    B, nh, T, hd = q.shape
+    P = prefix_k.shape[2]
+    every_query = q.transpose(0, 1).reshape(1, nh, B * T, hd)
+    prefix_scores = (every_query @ prefix_k.transpose(-1, -2)).view(nh, B, T, P).transpose(0, 1)  # (B, nh, T, P)
+    own_scores = q @ k.transpose(-1, -2)  # (B, nh, T, S)
+    if mask is not None:
+        own_scores = own_scores.masked_fill(~mask, float("-inf"))
+    p = (torch.cat([prefix_scores, own_scores], dim=-1) * hd**-0.5).softmax(dim=-1)  # (B, nh, T, P + S)
+    from_prefix = p[..., :P].transpose(0, 1).reshape(1, nh, B * T, P) @ prefix_v  # (1, nh, B*T, hd)
+    return from_prefix.view(nh, B, T, hd).transpose(0, 1) + p[..., P:] @ v
