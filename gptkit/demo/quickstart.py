@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from gptkit.errors import UsageError
 from gptkit.demo.evaluate import ask, heldout_accuracy, question_rate
@@ -213,27 +212,13 @@ def technique_table(base, assistant, plan: Plan) -> dict:
 
 def print_report(console: Console, results: dict, out_dir: Path) -> None:
     from gptkit.ui.plot import line_chart, read_curve
+    from gptkit.ui.render import accuracy_table, showcase_table
 
     console.rule("[bold]1. Same prompt, two models")
-    table = Table(show_lines=True, expand=True)
-    table.add_column("prompt", style="bold", ratio=2)
-    table.add_column("base model (document completer)", ratio=3)
-    table.add_column("assistant (after SFT)", ratio=3)
-    for row in results["showcase"]:
-        table.add_row(row["prompt"], row["base"].strip(), row["assistant"].strip())
-    console.print(table)
+    console.print(showcase_table(results["showcase"]))
 
     console.rule("[bold]2. Held-out tasks (greedy; questions or compositions never seen in training)")
-    acc = Table()
-    acc.add_column("task")
-    acc.add_column("base", justify="right")
-    acc.add_column("assistant", justify="right")
-    for kind in results["accuracy"]["base"]:
-        cells = [f"{c}/{n}  {c / n:.0%}" for c, n in (results["accuracy"][m][kind] for m in ("base", "assistant"))]
-        acc.add_row(kind, *cells)
-    rates = results["question_rate"]
-    acc.add_row("answers a question with more questions", f"{rates['base']:.0%}", f"{rates['assistant']:.0%}", style="italic")
-    console.print(acc)
+    console.print(accuracy_table(results["accuracy"], results["question_rate"]))
     console.print("[dim]hop-1: who is a test child's mother or father; hop-2: where a test parent lives, what they do;"
                   " two-hop: both at once (the town of a child's parents, a parent's job), asked directly[/]")
 
@@ -256,43 +241,16 @@ def print_report(console: Console, results: dict, out_dir: Path) -> None:
 
 
 def print_techniques(console: Console, techniques: dict) -> None:
-    """Rows: model and technique; columns: the kinds; cells: accuracy [95% interval] n."""
-    from gptkit.ui.render import cell_label
+    """The technique table (`ui.render.techniques_table`) and what its cells mean."""
+    from gptkit.ui.render import techniques_table
 
-    kinds = list(techniques)
-    table = Table(header_style="bold")
-    table.add_column("model")
-    table.add_column("technique")
-    for kind in kinds:
-        table.add_column(kind, justify="right")
-    labels: dict[tuple[str, str], dict] = {}
-    for kind in kinds:
-        for cell in techniques[kind]["cells"]:
-            labels.setdefault((cell["model"], cell_label(cell["template"], cell["samples"])), {})[kind] = cell
-    for (model, label), cells in labels.items():
-        shown = []
-        for kind in kinds:
-            cell = cells.get(kind)
-            if cell is None:
-                shown.append("-")
-                continue
-            text = f"{cell['accuracy']:.0%} [{cell['low']:.0%}-{cell['high']:.0%}]"
-            if cell["samples"] > 1:
-                text += f" agree {cell['mean_agreement']:.0%}"
-            if cell["unreadable"]:
-                text += f" unread {cell['unreadable']:.0%}"
-            if cell["truncated"]:
-                text += f" [red]{cell['truncated']} cut[/]"
-            shown.append(text)
-        table.add_row(model, label, *shown)
-    console.print(table)
-    n = {kind: techniques[kind]["cells"][0]["total"] for kind in kinds}
+    console.print(techniques_table(techniques))
+    n = {kind: techniques[kind]["cells"][0]["total"] for kind in techniques}
     control = techniques["two-hop"]["shuffled_control"] if "two-hop" in techniques else None
     console.print(f"[dim]n = {', '.join(f'{v} {k}' for k, v in n.items())} questions; \\[low-high] is a 95% Wilson interval;"
                   " agree: the voted answer's share of the chains; unread: chains with no readable answer."
                   + (f" Shuffled-answer control (step-by-step answers scored against another question's answer):"
                      f" {control:.0%}, chance is ~10%." if control is not None else "") + "[/]")
-
 
 
 def print_feedback(console: Console, figures: dict) -> None:

@@ -120,3 +120,62 @@ def experiment_tables(result, detail: bool):
                       clipped(row.output, 80))
     return [cases, table]
 
+
+# ---- the quickstart's report --------------------------------------------------------------------
+
+
+def showcase_table(showcase: list[dict]) -> Table:
+    """The same prompts answered by both models: prompt | base model | assistant."""
+    table = Table(show_lines=True, expand=True)
+    table.add_column("prompt", style="bold", ratio=2)
+    table.add_column("base model (document completer)", ratio=3)
+    table.add_column("assistant (after SFT)", ratio=3)
+    for row in showcase:
+        table.add_row(row["prompt"], row["base"].strip(), row["assistant"].strip())
+    return table
+
+
+def accuracy_table(accuracy: dict, question_rate: dict) -> Table:
+    """Held-out accuracy per task kind, "correct/n  share" for the base model and the assistant,
+    then how often each answers a question with more questions."""
+    table = Table()
+    table.add_column("task")
+    table.add_column("base", justify="right")
+    table.add_column("assistant", justify="right")
+    for kind in accuracy["base"]:
+        table.add_row(kind, *(f"{c}/{n}  {c / n:.0%}" for c, n in (accuracy[m][kind] for m in ("base", "assistant"))))
+    table.add_row("answers a question with more questions", f"{question_rate['base']:.0%}",
+                  f"{question_rate['assistant']:.0%}", style="italic")
+    return table
+
+
+def techniques_table(techniques: dict) -> Table:
+    """Rows: model and technique; columns: the case kinds; cells: accuracy [95% interval], and
+    for voted cells the agreement; unreadable answers and cut prompts when there are any."""
+    kinds = list(techniques)
+    table = Table(header_style="bold")
+    table.add_column("model")
+    table.add_column("technique")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    labels: dict[tuple[str, str], dict] = {}
+    for kind in kinds:
+        for cell in techniques[kind]["cells"]:
+            labels.setdefault((cell["model"], cell_label(cell["template"], cell["samples"])), {})[kind] = cell
+    for (model, label), cells in labels.items():
+        shown = []
+        for kind in kinds:
+            cell = cells.get(kind)
+            if cell is None:
+                shown.append("-")
+                continue
+            text = f"{cell['accuracy']:.0%} [{cell['low']:.0%}-{cell['high']:.0%}]"
+            if cell["samples"] > 1:
+                text += f" agree {cell['mean_agreement']:.0%}"
+            if cell["unreadable"]:
+                text += f" unread {cell['unreadable']:.0%}"
+            if cell["truncated"]:
+                text += f" [red]{cell['truncated']} cut[/]"
+            shown.append(text)
+        table.add_row(model, label, *shown)
+    return table
