@@ -571,7 +571,7 @@ def log_group(ctx, search, kind, limit, as_json):
         return
     from rich.console import Console
 
-    from gptkit.ui.chat_commands import logbook_table
+    from gptkit.ui.logbook import logbook_table
 
     console = Console()
     console.print(logbook_table(rows, console.width))
@@ -594,7 +594,7 @@ def log_show(entry_id, as_json):
         return
     from rich.console import Console
 
-    from gptkit.ui.chat_commands import logbook_entry
+    from gptkit.ui.logbook import logbook_entry
 
     Console().print(logbook_entry(row))
 
