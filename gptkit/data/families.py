@@ -305,13 +305,22 @@ def _made_up_family(rng: random.Random) -> Family:
                   jobs=(rng.choice(JOBS), rng.choice(JOBS)), demo=True)
 
 
+def _made_up_composition(rng: random.Random, f: Family) -> tuple[str, tuple[Fact, Fact]]:
+    """A composed question about `f`'s first child, and the two hops that answer it."""
+    form, relations, attribute = rng.choice(list(COMPOSED_QUESTIONS.values()))
+    rel = rng.choice(relations)
+    child = f.children[0]
+    return form.format(c=child), (Fact(child, rel, _parent(f, rel)),
+                                  Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute)))
+
+
 def made_up_key(rng: random.Random) -> str:
     """Worked two-hop answers about made-up people, each family used once: where a small model
-    learns to write a chain by copying, the child's name from the question and the parent's
-    name from the sentence before, since no made-up chain can be remembered. The world's demo
-    chains alone are few enough to be learned by heart, and then a test child's chain comes out
-    with a demo child's (or a sibling's) name in it. Strangers are no one in the world, so no
-    test composition is shown, and their relations are drawn afresh in every answer."""
+    learns to write a chain with the child's name taken from the question, since no made-up
+    chain can be remembered. The world's demo chains alone are few enough to be learned by
+    heart, and then a test child's chain comes out with a demo child's name in it. Strangers
+    are no one in the world, so no test composition is shown, and their relations are drawn
+    afresh in every answer."""
     lines = [rng.choice(("Worked answers", "Family puzzles: answers", "Answers, with working"))]
     for _ in range(rng.randint(1, 4)):
         f = _made_up_family(rng)
@@ -320,10 +329,8 @@ def made_up_key(rng: random.Random) -> str:
             lines += [f"Q: {PARENTS_QUESTION.format(c=child)}", f"A: {fact_sentence(Fact(child, 'mother', f.mother))} "
                       f"{fact_sentence(Fact(child, 'father', f.father))}"]
             continue
-        form, relations, attribute = rng.choice(list(COMPOSED_QUESTIONS.values()))
-        rel = rng.choice(relations)
-        hops = Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute))
-        lines += [f"Q: {form.format(c=child)}", f"A: {chain(*hops)}"]
+        question, hops = _made_up_composition(rng, f)
+        lines += [f"Q: {question}", f"A: {chain(*hops)}"]
     return "\n".join(lines)
 
 
@@ -348,15 +355,12 @@ def stranger_question(rng: random.Random) -> Composed:
     parent's clause and the answer. Strangers are no one in the world, so no test composition
     is shown."""
     f = _made_up_family(rng)
-    child = f.children[0]
-    form, relations, attribute = rng.choice(list(COMPOSED_QUESTIONS.values()))
-    rel = rng.choice(relations)
-    other_rel = "father" if rel == "mother" else "mother"
-    hops = Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, _attribute(f, rel, attribute))
+    question, hops = _made_up_composition(rng, f)
+    child, other = f.children[0], "father" if hops[0].relation == "mother" else "mother"
     given = [fact_sentence(x, rng.randrange(len(FACT_FORMS[x.relation])))
-             for x in (*hops, Fact(child, other_rel, _parent(f, other_rel)))]
+             for x in (*hops, Fact(child, other, _parent(f, other)))]
     rng.shuffle(given)
-    return Composed(f"{' '.join(given)} {form.format(c=child)}", hops[1].value, (chain(*hops),), child, True, (hops,))
+    return Composed(f"{' '.join(given)} {question}", hops[1].value, (chain(*hops),), child, True, (hops,))
 
 
 def stranger_exchange(rng: random.Random) -> tuple[str, str]:
