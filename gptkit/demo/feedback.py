@@ -1,10 +1,10 @@
 """Learning from feedback, end to end on the toy world: rank chains by truth, DPO, measure.
 
 `run_feedback_demo` stands in for a person at `gptkit rank`. Each of the demo families'
-composed questions ("In which town do Mira's parents live?"), and as many again twice over
-about strangers whose facts the question states (`families.stranger_question`), is asked step
-by step, exactly as the `step-by-step` template asks it; the SFT model samples k chains for each (one prefill,
-temperature 1), and chains whose final answer is right are ranked above wrong ones
+composed questions ("In which town do Mira's parents live?"), and twice as many about
+strangers whose facts the question states (`families.stranger_question`), is asked step by
+step, exactly as the `step-by-step` template asks it; the SFT model samples k chains for each
+(one prefill, temperature 1), and chains whose final answer is right are ranked above wrong ones
 (`prompting.answers.truth_ranks`, the rule `gptkit rank --auto truth` uses; a set with no right
 chain is logged as all bad). The rankings go into the logbook as synthetic ones (rater
 "auto:truth"), where a person's rankings go, and DPO learns from exactly the pairs they imply.
@@ -68,7 +68,7 @@ def chain_accuracy(ckpt, limit: int | None) -> dict:
 def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0, reporter=None, device: str = "auto",
                       samples: int = 8, eval_limit: int | None = None, beta: float = 0.1, sft_weight: float = 1.0,
                       lr: float = 1e-4, batch_size: int = 8, max_tokens: int = 64) -> dict:
-    """Auto-rank demo chains, DPO on them into the policy run `out_dir`, compare chain accuracy.
+    """Auto-rank demo and strangers' chains, DPO on them into the policy run `out_dir`, compare.
 
     Returns the figures: prompts ranked, pairs used, the step-by-step accuracy on held-out
     two-hop questions (first `eval_limit`, default all) before and after with their intervals,
