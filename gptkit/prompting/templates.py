@@ -1,10 +1,11 @@
 r"""Prompt templates: the YAML schema, its validation, and rendering for base and chat models.
 
-Owns: loading a template (a path, or a name looked up in the shipped library prompts/,
-then in the current project's ./prompts/, then in $GPTKIT_HOME/prompts/), validating it with one-line `TemplateError`s that name
-file:line and field, and rendering it as a document prefix (base model) or as chat messages
-(assistant model). Must not know: tokenizers, token ids, models, sampling code, the logbook.
-Validation is most of this module's length: every mistake gets its own line number and field.
+Owns: loading a template (a path, or a name looked up in the shipped library prompts/, then
+in the current project's ./prompts/, then in $GPTKIT_HOME/prompts/), validating it with
+one-line `TemplateError`s that name file:line and field, and rendering it as a document
+prefix (base model) or as chat messages (assistant model). Must not know: tokenizers, token
+ids, models, sampling code, the logbook. Validation is most of this module's length: every
+mistake gets its own line number and field.
 
 Schema (only `name` is required; `key: null` means the same as leaving the key out; the
 whitespace around text values is ignored). This block is itself a valid template:
@@ -51,6 +52,7 @@ import yaml
 from gptkit import paths
 from gptkit.errors import TemplateError
 from gptkit.prompting.answers import NORMALIZATIONS, answer_regex_problem, extract_answer, normalize_answer
+
 
 def _shipped_dir() -> Path:
     """The shipped templates: gptkit/prompts/ once installed (pyproject maps the top-level
