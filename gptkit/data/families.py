@@ -69,10 +69,14 @@ class Composed:
 
     question: str
     answer: str
-    chains: tuple[str, ...]  # each "A's mother is M, who lives in T. The answer is T."
+    hops: tuple[tuple[Fact, Fact], ...]  # each route: (child -> parent, parent -> answer)
     child: str
     demo: bool
-    hops: tuple[tuple[Fact, Fact], ...] = ()  # chains[i] writes out hops[i]
+
+    @property
+    def chains(self) -> tuple[str, ...]:
+        """Each route written out: "A's mother is M, who lives in T. The answer is T." """
+        return tuple(chain(*h) for h in self.hops)
 
 
 def _names(rng: random.Random, n: int) -> list[str]:
@@ -179,7 +183,7 @@ def composed(demo: bool | None = None) -> list[Composed]:
                 answer = _attribute(f, relations[0], attribute)
                 hops = tuple((Fact(child, rel, _parent(f, rel)), Fact(_parent(f, rel), attribute, answer))
                              for rel in relations)
-                out.append(Composed(form.format(c=child), answer, tuple(chain(*h) for h in hops), child, f.demo, hops))
+                out.append(Composed(form.format(c=child), answer, hops, child, f.demo))
     return out
 
 
@@ -360,7 +364,7 @@ def stranger_question(rng: random.Random) -> Composed:
     given = [fact_sentence(x, rng.randrange(len(FACT_FORMS[x.relation])))
              for x in (*hops, Fact(child, other, _parent(f, other)))]
     rng.shuffle(given)
-    return Composed(f"{' '.join(given)} {question}", hops[1].value, (chain(*hops),), child, True, (hops,))
+    return Composed(f"{' '.join(given)} {question}", hops[1].value, (hops,), child, True)
 
 
 def stranger_exchange(rng: random.Random) -> tuple[str, str]:
