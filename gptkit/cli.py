@@ -520,22 +520,27 @@ def chat(model_specs, mode, template, system, temperature, max_tokens, seed, dev
     """Chat with, compare, vote with and rank your checkpoints (/help inside).
 
     Every turn lands in the logbook (`gptkit log`). With stdin not a terminal, each line is one
-    prompt (or /command) and the answers are printed: a chat you can script.
+    prompt (or /command) and the answers are printed: a chat you can script (error lines go to
+    stderr, and the exit status is 1 if any line failed).
 
     \b
     gptkit chat -m assistant
     gptkit chat -m base -m assistant        compare: each prompt to both, side by side
     echo "What is 2 + 3?" | gptkit chat -m assistant
     """
-    from gptkit.ui.chat import ChatSession, newest_checkpoint, print_banner, run_lines, run_repl
+    from rich.console import Console
+
+    from gptkit.ui.chat_repl import print_banner, run_lines, run_repl
+    from gptkit.ui.chat_session import ChatSession, newest_checkpoint
 
     session = ChatSession(list(model_specs) or [newest_checkpoint()], mode=mode, device=device,
                           template=template, system=system)
     for name, value in (("temperature", temperature), ("max_tokens", max_tokens), ("seed", seed)):
         if value is not None:  # given on the command line: wins over the template's defaults
-            setattr(session.settings, name, value)
+            session.set_setting(name, str(value))
     if not sys.stdin.isatty():
-        run_lines(session, sys.stdin)
+        if not run_lines(session, sys.stdin, errors=Console(stderr=True)):
+            sys.exit(1)  # a script learns that a line failed (the error lines went to stderr)
         return
     print_banner(session)
     run_repl(session)

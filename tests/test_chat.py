@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -28,8 +29,10 @@ from gptkit.prompting.answers import majority_vote
 from gptkit.prompting.templates import load_template, render_base, render_chat_messages
 from gptkit.store import open_logbook
 from gptkit.tokenizer import load_tokenizer, render_chat
-from gptkit.ui.chat import ChatSession, displayable, run_repl, visible_prompt
-from gptkit.ui.chat_commands import ChatCompleter, extract_vote_answer, parse_pick, show_vote
+from gptkit.ui.chat_commands import ChatCompleter, handle, parse_pick
+from gptkit.ui.chat_repl import run_repl
+from gptkit.ui.chat_session import ChatSession, extract_vote_answer
+from gptkit.ui.render import displayable, show_vote, visible_prompt
 
 MAX_TOKENS = 6  # random tiny models never stop on their own; keep every answer short
 
@@ -172,6 +175,18 @@ def test_template_renders_the_first_turn_and_brings_its_stops_and_sampling(ckpts
     assert base_row["rendered_prompt"] == "<|endoftext|>" + document
 
 
+def test_template_off_restores_the_settings_the_template_changed(ckpts):
+    session = new_session(["assistant"])
+    before = session.settings.temperature, session.settings.seed
+    out = drive(session, "/template few-shot", "/set max_tokens 9", "/template off", "hello", "/regen 3")
+    s = session.settings
+    assert (s.temperature, s.seed) == before == (0.8, None)  # back: /regen gives k different answers again
+    assert s.max_tokens == 9  # changed by the user after the template: kept
+    assert "back to temperature 0.8" in out
+    alternatives = [row["output"] for row in logged("chat") if row["extra"].get("regen")]
+    assert len(alternatives) == 3 and len(set(alternatives)) > 1 and logged("chat")[-1]["seed"] != 0
+
+
 # ---- hints, never tracebacks ------------------------------------------------------------------
 
 
@@ -206,6 +221,51 @@ def test_a_vote_histogram_shows_answers_that_look_like_markup(ckpts):
     show_vote(console, "title", results, answers, majority_vote(answers))
     out = console.file.getvalue()
     assert out.count("[/x]") >= 3 and "\x1b" not in out and "67%" in out
+
+
+def test_a_tied_vote_says_it_is_a_tie():
+    from gptkit.textgen import TextResult
+
+    console = Console(file=io.StringIO(), width=200)
+    answers = ["Oslo", "Lima", "Rome"]
+    results = [TextResult(text=t, tokens=[1], finish_reason="stop", prompt_tokens=1, seconds=0.1) for t in answers]
+    show_vote(console, "title", results, answers, majority_vote(answers))
+    out = console.file.getvalue()
+    assert "tie: 3 answers have 1 of 3 votes each (Oslo, Lima, Rome)" in out and "answer Oslo" in out
+    console = Console(file=io.StringIO(), width=200)
+    majority = ["Oslo", "Lima", "Oslo"]
+    show_vote(console, "title", results[:2] + results[:1], majority, majority_vote(majority))
+    assert "tie" not in console.file.getvalue()
+
+
+def test_compare_hints_name_checkpoints_that_exist(ckpts):
+    out = drive(new_session(["assistant"]), "/compare")
+    assert error_lines(out) == ["error: /compare: give two or more checkpoints, e.g. /compare assistant base"]
+
+
+def test_commands_change_a_session_only_through_its_methods():
+    """chat_commands parses and calls; chat_session owns the state. An assignment to a session
+    attribute (or into one) in the commands module would bring the old knot back."""
+    import ast
+
+    import gptkit.ui.chat_commands as commands
+
+    tree = ast.parse(Path(commands.__file__).read_text(encoding="utf-8"))
+    targets = [t for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+
+    def roots(target):
+        while isinstance(target, (ast.Attribute, ast.Subscript)):
+            target = target.value
+        return target
+
+    writes = [ast.unparse(t) for t in targets if isinstance(t, (ast.Attribute, ast.Subscript))
+              and isinstance(roots(t), ast.Name) and roots(t).id == "session"]
+    mutators = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute) and node.func.attr in ("append", "pop", "update", "clear")
+                and isinstance(roots(node.func.value), ast.Name) and roots(node.func.value).id == "session"
+                and isinstance(node.func.value, ast.Attribute)]
+    assert writes == [] and mutators == []
 
 
 # ---- /show, /tokens ---------------------------------------------------------------------------
@@ -246,6 +306,19 @@ def test_tokens_colours_the_last_exchange(ckpts):
     out = drive(session, "hello", "/tokens")
     [row] = logged("chat")
     assert f"{row['extra']['prompt_tokens']} prompt tokens (dim) + {row['tokens']} answer tokens" in out
+
+
+def test_tokens_show_where_each_answer_token_ends(ckpts):
+    from gptkit.ui.render import TOKEN_STYLES, colored_tokens
+
+    tok = load_tokenizer(ckpts["assistant"])
+    ids = tok.encode("hello world, hello moon")
+    text = colored_tokens(tok, ids, [0, 0] + [1] * (len(ids) - 2))
+    styles = [str(span.style) for span in text.spans]
+    assert len(styles) == len(ids)
+    answer = styles[2:]
+    assert all("green" in st for st in answer)
+    assert all(TOKEN_STYLES[i % 2] in st for i, st in enumerate(styles))  # neighbours never share a shade
 
 
 # ---- /regen, picks and rankings ---------------------------------------------------------------
@@ -351,6 +424,33 @@ def test_save_and_load_round_trip(ckpts, tmp_path):
     assert restored.template.name == "few-shot"
 
 
+def test_save_never_replaces_a_file_it_did_not_write_without_overwrite(ckpts, tmp_path):
+    path = tmp_path / "notes.json"
+    path.write_text("my own notes")
+    session = new_session(["assistant"])
+    out = drive(session, "hello", f"/save {path}")
+    assert error_lines(out) == [f"error: /save: {path} exists; /save {path} --overwrite replaces it"]
+    assert path.read_text() == "my own notes"
+    out = drive(session, f"/save {path} --overwrite", "again", f"/save {path}")  # its own file: no question
+    assert error_lines(out) == [] and len(json.loads(path.read_text())["messages"]) == 4
+
+
+def test_a_failed_save_leaves_the_old_file_whole(ckpts, tmp_path, monkeypatch):
+    path = tmp_path / "chat.json"
+    session = new_session(["assistant"])
+    drive(session, "hello", f"/save {path}")
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", full_disk)
+    out = drive(session, "more", f"/save {path}")
+    assert error_lines(out) == [f"error: /save: cannot write {path} (No space left on device); nothing was changed "
+                                "there"]
+    assert path.read_bytes() == before
+
+
 def test_load_names_the_bad_field(ckpts, tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"format": "gptkit-chat", "version": 1, "checkpoints": ["assistant"],
@@ -385,12 +485,30 @@ def test_a_full_context_drops_the_oldest_turns_with_a_notice(short_context):
     session = new_session([short_context])
     questions = [f"question number {n} about the capital of France" for n in range(5)]
     out = drive(session, *questions)
-    assert "context full: dropped" in out
+    assert "context full: the model no longer sees" in out
     budget = 64 - MAX_TOKENS
     assert all(row["extra"]["prompt_tokens"] <= budget for row in logged("chat"))
-    users = [m["content"] for m in session.messages if m["role"] == "user"]
-    assert users[-1] == questions[-1] and questions[0] not in users
-    assert session.messages[0]["role"] == "user"  # whole turns go: no orphaned answer is left first
+    seen = [m["content"] for m in session.context() if m["role"] == "user"]
+    assert seen[-1] == questions[-1] and questions[0] not in seen
+    assert session.context()[0]["role"] == "user"  # whole turns go: no orphaned answer is left first
+    # The model's view shrank; the conversation did not.
+    assert [m["content"] for m in session.messages if m["role"] == "user"] == questions
+
+
+def test_load_ask_save_keeps_the_turns_the_context_dropped(short_context, tmp_path):
+    path = tmp_path / "chat.json"
+    earlier = [m for n in range(6) for m in ({"role": "user", "content": f"question {n} about the capital of France"},
+                                             {"role": "assistant", "content": f"answer {n} is a long one, Paris"})]
+    session = new_session([short_context])
+    drive(session, "first")
+    session.save(path)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "messages": earlier}))
+    session = new_session([short_context])
+    out = drive(session, f"/load {path}", "one more question", f"/save {path}")
+    assert "context full" in out and "saved 14 messages" in out
+    assert json.loads(path.read_text())["messages"][:12] == earlier  # 12 + the new turn, nothing dropped
+    assert len(session.context()) < 14
 
 
 # ---- input handling ---------------------------------------------------------------------------
@@ -430,17 +548,17 @@ def test_ctrl_c_during_an_answer_keeps_the_partial_answer(ckpts):
     session = new_session(["assistant"], file=out)
     session.settings.max_tokens = 40
     out.armed = True
-    session.handle("tell me everything")
+    handle(session, "tell me everything")
     [row] = logged("chat")
     assert row["extra"]["finish_reason"] == "interrupted"
     assert session.messages[-1] == {"role": "assistant", "content": row["output"]}
     assert "interrupted" in out.getvalue()
-    session.handle("and then?")  # the chat goes on
+    handle(session, "and then?")  # the chat goes on
     assert len(logged("chat")) == 2
 
 
 def test_completion_of_commands_templates_checkpoints_and_settings(ckpts):
-    completer = ChatCompleter(new_session(["assistant"]))
+    completer = ChatCompleter()
 
     def complete(text):
         return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
@@ -461,12 +579,19 @@ def test_piped_stdin_is_a_script(ckpts):
     script = "/set temperature hot\n/set seed 5\nhello\n/show\n/quit\nnever asked\n"
     proc = subprocess.run([sys.executable, "-m", "gptkit", "chat", "-m", "assistant", "--max-tokens", "5"],
                           input=script, capture_output=True, text=True, timeout=120, env=os.environ.copy())
-    assert proc.returncode == 0, proc.stderr
-    assert "error: temperature: expected a number >= 0, got 'hot'" in proc.stdout
-    assert "<|user|>hello<|end|><|assistant|>" in proc.stdout
+    # The script goes on past a bad line, but the error is on stderr and the exit status says so.
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: temperature: expected a number >= 0, got 'hot'"
+    assert "error" not in proc.stdout and "<|user|>hello<|end|><|assistant|>" in proc.stdout
     [row] = logged("chat")
     shown = displayable(row["output"]).expandtabs().strip()  # Rich expands tabs; control chars show as U+FFFD
     assert row["seed"] == 5 and shown in proc.stdout
+
+
+def test_a_piped_script_without_errors_exits_0(ckpts):
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "chat", "-m", "assistant", "--max-tokens", "3"],
+                          input="hello\n", capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
 
 
 def test_log_commands(ckpts, tmp_path):
@@ -503,5 +628,5 @@ def test_log_check_fails_on_a_damaged_logbook(ckpts):
 
 
 def test_importing_the_cli_does_not_import_torch():
-    code = "import sys, gptkit.cli, gptkit.ui.chat, gptkit.ui.chat_commands; print('torch' in sys.modules)"
+    code = "import sys, gptkit.cli, gptkit.ui.chat_repl, gptkit.ui.chat_commands, gptkit.ui.chat_session; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -101,7 +101,4 @@ def test_module_level_imports_form_no_cycle():
 
 
 def test_imports_inside_functions_close_no_cycle_either():
-    # The one knot left: the chat REPL's /commands (ui/chat_commands.py) import the session module,
-    # which imports the commands inside functions. Remove it here once chat.py stops doing that.
-    known = [{"gptkit.ui.chat", "gptkit.ui.chat_commands"}]
-    assert cycles(import_graph(include_functions=True)) == known
+    assert cycles(import_graph(include_functions=True)) == []

@@ -1,9 +1,14 @@
-"""Shared Rich renderables: coloured tokens, side-by-side answer panels, vote bars.
+"""Shared Rich renderables: coloured tokens, prompts as the model sees them, side-by-side answer
+panels (also live, while answers stream), vote tables, and the quickstart's report tables.
 
-Pure presentation: these functions take strings, ids and numbers and return Rich objects; they
-never run a model.
+Pure presentation: these functions take strings, ids and numbers and return Rich objects (or
+print them to a console they are given); they never run a model.
 """
 
+import time
+
+from rich.console import Console
+from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -20,21 +25,46 @@ def displayable(text: str) -> str:
 
 
 def colored_tokens(tokenizer, ids: list[int], mask: list[int] | None = None) -> Text:
-    """Each token on an alternating background; special tokens bold magenta; masked-in tokens green.
+    """Each token on an alternating background, so its boundaries show; special tokens bold magenta.
 
-    With a mask (SFT), tokens the loss trains on are green and the rest dim, which shows exactly
-    what the model learns to produce.
+    With a mask (SFT's loss mask, or chat's prompt/answer split), tokens where it is 1 are green
+    and the rest dim, still on alternating backgrounds: which tokens the model produces (or learns
+    to produce), and where each one ends.
     """
     text = Text()
     for i, piece in enumerate(tokenizer.token_strings(ids)):
         if tokenizer.is_special(ids[i]):
             style = "bold magenta"
         elif mask is not None:
-            style = "bold green" if mask[i] else "dim"
+            style = ("bold green " if mask[i] else "dim ") + TOKEN_STYLES[i % 2]
         else:
             style = TOKEN_STYLES[i % 2]
         text.append(piece, style=style)
     return text
+
+
+def visible_prompt(tokenizer, ids: list[int], *, for_terminal: bool = True) -> Text:
+    """The prompt as the model sees it: decoded text with special tokens written out in magenta
+    (`for_terminal`: control characters replaced, see `displayable`)."""
+    clean = displayable if for_terminal else str
+    out, run = Text(), []
+    for i in ids:
+        if tokenizer.is_special(i):
+            if run:
+                out.append(clean(tokenizer.decode(run)))
+                run = []
+            out.append(tokenizer.token_strings([i])[0], style="bold magenta")
+        else:
+            run.append(i)
+    if run:
+        out.append(clean(tokenizer.decode(run)))
+    return out
+
+
+def speed(result) -> str:
+    """A generation result's length and speed, e.g. "12 tokens · 80.1 tok/s"."""
+    n = len(result.tokens)
+    return f"{n} tokens · {n / max(result.seconds, 1e-9):.1f} tok/s"
 
 
 def vote_bars(counts: list[tuple[str | None, int]], total: int, width: int = 30) -> Table:
@@ -73,6 +103,73 @@ def answer_grid(answers: list[tuple[str, ...]], width: int, min_column: int = 32
         grid.add_column(ratio=1)
     grid.add_row(*panels)
     return grid
+
+
+class PanelStream:
+    """Answers streaming into side-by-side panels: a Rich Live display on a terminal, else one
+    final render when the block ends (pipes and files get no cursor movement)."""
+
+    def __init__(self, console: Console, titles: list[str]):
+        self.console, self.titles = console, list(titles)
+        self.texts = [""] * len(titles)
+        self.footers = [""] * len(titles)
+        self._live: Live | None = None
+        self._shown = 0.0
+
+    def renderable(self):
+        return answer_grid(list(zip(self.titles, self.texts, self.footers)), self.console.width)
+
+    def add(self, i: int, delta: str) -> None:
+        self.texts[i] += delta
+        self._refresh(force=False)
+
+    def finish(self, i: int, footer: str) -> None:
+        self.footers[i] = footer
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool) -> None:
+        now = time.perf_counter()
+        if self._live is not None and (force or now - self._shown > 0.05):  # ~20 frames/s is plenty
+            self._live.update(self.renderable(), refresh=True)
+            self._shown = now
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            self._live = Live(self.renderable(), console=self.console, auto_refresh=False, vertical_overflow="ellipsis")
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._live is not None:
+            self._live.update(self.renderable())
+            self._live.stop()
+        else:
+            self.console.print(self.renderable())
+
+
+def show_vote(console: Console, title: str, results, answers: list[str | None], vote) -> None:
+    """Self-consistency at a glance: each sample with the answer read from it, the histogram, and
+    the majority, saying so when the top answers tie (the first one seen wins the tie)."""
+    console.print(Text(title, style="cyan"))
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("#", justify="right")
+    table.add_column("answer", style="bold", no_wrap=True, max_width=20)
+    table.add_column("sample", style="dim", no_wrap=True, overflow="ellipsis", ratio=1)
+    for i, (result, answer) in enumerate(zip(results, answers), start=1):
+        table.add_row(str(i), Text(displayable(answer or "(none)")), Text(displayable(" ".join(result.text.split()))))
+    console.print(table)
+    counts = [(None if a is None else displayable(a), n) for a, n in vote.counts]
+    counts += [(None, vote.n - vote.n_valid)] if vote.n_valid < vote.n else []
+    console.print(vote_bars(counts, vote.n))
+    winner = vote.answer if vote.answer is not None else "(no answer)"
+    tied = [a for a, n in vote.counts if n == vote.counts[0][1]] if vote.counts else []
+    line = Text()
+    if len(tied) > 1:
+        line.append(f"tie: {len(tied)} answers have {vote.counts[0][1]} of {vote.n} votes each "
+                    f"({', '.join(displayable(a) for a in tied)}); the first one sampled is taken: ", style="yellow")
+    line.append_text(Text.assemble("answer ", (displayable(winner), "bold green"),
+                                   f" · agreement {vote.agreement:.0%} ({vote.n_valid}/{vote.n} samples had an answer)"))
+    console.print(line)
 
 
 def cell_text(cell) -> Text:
