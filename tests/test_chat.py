@@ -182,7 +182,8 @@ def test_template_off_restores_the_settings_the_template_changed(ckpts):
     s = session.settings
     assert (s.temperature, s.seed) == before == (0.8, None)  # back: /regen gives k different answers again
     assert s.max_tokens == 9  # changed by the user after the template: kept
-    assert "back to temperature 0.8" in out
+    assert "template off · back to temperature 0.8, max_tokens" not in out  # max_tokens was the user's
+    assert "template off · back to temperature 0.8, seed random" in out
     alternatives = [row["output"] for row in logged("chat") if row["extra"].get("regen")]
     assert len(alternatives) == 3 and len(set(alternatives)) > 1 and logged("chat")[-1]["seed"] != 0
 
@@ -231,7 +232,8 @@ def test_a_tied_vote_says_it_is_a_tie():
     results = [TextResult(text=t, tokens=[1], finish_reason="stop", prompt_tokens=1, seconds=0.1) for t in answers]
     show_vote(console, "title", results, answers, majority_vote(answers))
     out = console.file.getvalue()
-    assert "tie: 3 answers have 1 of 3 votes each (Oslo, Lima, Rome)" in out and "answer Oslo" in out
+    assert "tie: 3 answers have 1 of 3 votes each (Oslo, Lima, Rome); the one sampled first wins" in out
+    assert "answer Oslo · agreement 33%" in out
     console = Console(file=io.StringIO(), width=200)
     majority = ["Oslo", "Lima", "Oslo"]
     show_vote(console, "title", results[:2] + results[:1], majority, majority_vote(majority))

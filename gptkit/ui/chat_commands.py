@@ -159,7 +159,7 @@ def cmd_template(session: ChatSession, arg: str) -> None:
         session.console.print(Text(f"template {current}; /template NAME (Tab completes) or /template off"))
     elif arg == "off":
         restored = session.template_off()
-        back = ", ".join(f"{k} {getattr(session.settings, k)}" for k in restored)
+        back = ", ".join(f"{k} {session.settings.shown(k)}" for k in restored)
         session.console.print(Text("template off" + (f" · back to {back}" if back else "")))
     else:
         show_template(session, session.use_template(arg))

@@ -73,14 +73,16 @@ class ChatSettings:
     samples: int = 3  # k for /regen, and for /vote when the template sets none
     stats: bool = False
 
-    def text(self) -> str:
-        """Every setting on one line, as /set and /show print it (off, random, on written out)."""
-        def shown(name, value):
-            if value is None:
-                return "random" if name == "seed" else "off"
-            return ("on" if value else "off") if isinstance(value, bool) else str(value)
+    def shown(self, name: str) -> str:
+        """One setting as a person types it: "0.8", "off", "random", "on"."""
+        value = getattr(self, name)
+        if value is None:
+            return "random" if name == "seed" else "off"
+        return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
-        return " · ".join(f"{k} {shown(k, v)}" for k, v in dataclasses.asdict(self).items())
+    def text(self) -> str:
+        """Every setting on one line, as /set and /show print it."""
+        return " · ".join(f"{name} {self.shown(name)}" for name in dataclasses.asdict(self))
 
 
 # ---- saved chats --------------------------------------------------------------------------------

@@ -163,13 +163,11 @@ def show_vote(console: Console, title: str, results, answers: list[str | None], 
     console.print(vote_bars(counts, vote.n))
     winner = vote.answer if vote.answer is not None else "(no answer)"
     tied = [a for a, n in vote.counts if n == vote.counts[0][1]] if vote.counts else []
-    line = Text()
     if len(tied) > 1:
-        line.append(f"tie: {len(tied)} answers have {vote.counts[0][1]} of {vote.n} votes each "
-                    f"({', '.join(displayable(a) for a in tied)}); the first one sampled is taken: ", style="yellow")
-    line.append_text(Text.assemble("answer ", (displayable(winner), "bold green"),
-                                   f" · agreement {vote.agreement:.0%} ({vote.n_valid}/{vote.n} samples had an answer)"))
-    console.print(line)
+        console.print(Text(f"tie: {len(tied)} answers have {vote.counts[0][1]} of {vote.n} votes each "
+                           f"({', '.join(displayable(a) for a in tied)}); the one sampled first wins", style="yellow"))
+    console.print(Text.assemble("answer ", (displayable(winner), "bold green"),
+                                f" · agreement {vote.agreement:.0%} ({vote.n_valid}/{vote.n} samples had an answer)"))
 
 
 def cell_text(cell) -> Text:
