@@ -189,10 +189,31 @@ def resolve_checkpoint(spec: str | Path) -> Path:
         if found is not None:
             return found
         raise CheckpointError(f"{path}: not a gptkit checkpoint (no meta.json and no saved step inside)")
+    raise CheckpointError(not_found_message(str(spec)))
+
+
+def not_found_message(spec: str) -> str:
+    """Why a checkpoint name was not found, in one line: where it looked (the path as given, and
+    the checkpoints folder with what chose it) and the known names closest to it."""
+    import difflib
+
     root = paths.checkpoints_dir()
+    chosen = (f"$GPTKIT_CHECKPOINTS={os.environ['GPTKIT_CHECKPOINTS']}" if os.environ.get("GPTKIT_CHECKPOINTS")
+              else f"$GPTKIT_CHECKPOINTS is not set, so ./checkpoints of {Path.cwd()}")
+    where = f"looked for the path '{spec}' and in {root.resolve()} ({chosen})"
+    if not root.is_dir():
+        return f"checkpoint '{spec}' not found: {where}, which does not exist"
     known = [run.relative_to(root).as_posix() for run, _ in run_folders(root)]
-    hint = f"; known in {root}: {', '.join(known)}" if known else ""
-    raise CheckpointError(f"checkpoint '{spec}' not found{hint}")
+    base = spec.rstrip("/").split(":")[0]
+    close = [name for name in known if name.rsplit("/", 1)[-1] == base.rsplit("/", 1)[-1]]
+    close += [name for name in difflib.get_close_matches(base, known, n=3, cutoff=0.5) if name not in close]
+    if close:
+        hint = f"; did you mean {' or '.join(close[:3])}?"
+    elif known:
+        hint = f"; it holds {', '.join(known[:8])}{', ...' if len(known) > 8 else ''}"
+    else:
+        hint = ", which holds no checkpoints"
+    return f"checkpoint '{spec}' not found: {where}{hint} (gptkit list shows them all)"
 
 
 def load_tokenizer_from(spec: str | Path):
@@ -333,8 +354,8 @@ def load_train_state(step_dir: Path) -> tuple[dict, dict]:
 
 def list_checkpoints() -> list[dict]:
     """Every run under the checkpoints folder, nested ones included (quickstart/base), with its
-    latest step's metadata; a run's name is its path below the folder, as `resolve_checkpoint`
-    takes it."""
+    latest step's metadata and the size of its weights file; a run's name is its path below the
+    folder, as `resolve_checkpoint` takes it."""
     out = []
     root = paths.checkpoints_dir()
     for run, step in run_folders(root):
@@ -342,8 +363,10 @@ def list_checkpoints() -> list[dict]:
             meta = read_meta(step)
         except CheckpointError:
             continue
+        weights = step / "model.safetensors"
         out.append({"name": run.relative_to(root).as_posix(), "path": str(step),
-                    **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")}})
+                    **{k: meta.get(k) for k in ("kind", "step", "tokens_seen", "parent", "created")},
+                    "weights_bytes": weights.stat().st_size if weights.is_file() else None})
     return out
 
 

@@ -399,7 +399,8 @@ def export_cmd(checkpoint, hf_dir):
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(as_json):
-    """List the checkpoints in the checkpoints folder."""
+    """List the checkpoints in the checkpoints folder ($GPTKIT_CHECKPOINTS, else ./checkpoints),
+    runs inside folders included (quickstart/base): name, kind, step, weights size, parent."""
     from gptkit import paths
     from gptkit.checkpoint import list_checkpoints
 
@@ -409,10 +410,16 @@ def list_cmd(as_json):
             click.echo(json.dumps(row))
         return
     if not rows:
-        click.echo(f"no checkpoints in {paths.checkpoints_dir()}")
-    for row in rows:
-        parent = f"  <- {row['parent']}" if row.get("parent") else ""
-        click.echo(f"{row['name']:<20} {row['kind']:<10} step {row['step']:<7} {row['path']}{parent}")
+        click.echo(f"no checkpoints in {paths.checkpoints_dir().resolve()} (gptkit quickstart makes some)")
+        return
+    table = [("name", "kind", "step", "size", "parent")] + [
+        (row["name"], row["kind"], str(row["step"]),
+         "" if row["weights_bytes"] is None else f"{row['weights_bytes'] / 1e6:.1f} MB", row["parent"] or "")
+        for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    for line in table:
+        click.echo("  ".join([cell.ljust(width) for cell, width in zip(line, widths)] + [line[4]]).rstrip())
+    click.echo(f"in {paths.checkpoints_dir().resolve()}")
 
 
 # ----------------------------------------------------------------------------------------------

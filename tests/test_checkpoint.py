@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, KINDS, load_checkpoint, peek_kind
+from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, KINDS, load_checkpoint, peek_kind, resolve_checkpoint
 from gptkit.errors import CheckpointError
 
 
@@ -61,7 +61,36 @@ def test_list_shows_nested_runs_by_the_names_they_resolve_by(tiny_checkpoints, t
         ("mine", "base", 1), ("quickstart/assistant", "assistant", 1), ("quickstart/base", "base", 1)]
     assert all(resolve_checkpoint(r["name"]) == Path(r["path"]) for r in rows)
     proc = subprocess.run([sys.executable, "-m", "gptkit", "list"], capture_output=True, text=True, check=True)
-    assert [line.split()[:2] for line in proc.stdout.splitlines()] == [
-        ["mine", "base"], ["quickstart/assistant", "assistant"], ["quickstart/base", "base"]]
-    with pytest.raises(CheckpointError, match="known in .*: mine, quickstart/assistant, quickstart/base"):
-        resolve_checkpoint("nope")
+    header, *lines, footer = proc.stdout.splitlines()
+    assert header.split() == ["name", "kind", "step", "size", "parent"]
+    size = f"{(Path(rows[0]['path']) / 'model.safetensors').stat().st_size / 1e6:.1f}"
+    assert [line.split() for line in lines] == [
+        ["mine", "base", "1", size, "MB"], ["quickstart/assistant", "assistant", "1", size, "MB", "base/step-000001"],
+        ["quickstart/base", "base", "1", size, "MB"]]
+    assert footer == f"in {root.resolve()}"
+
+
+def test_a_name_not_found_says_where_it_looked_and_suggests_close_names(tiny_checkpoints, tmp_path, monkeypatch):
+    root = tmp_path / "checkpoints"  # GPTKIT_CHECKPOINTS (conftest)
+    copy_run(tiny_checkpoints["assistant"], root / "quickstart" / "assistant")
+    copy_run(tiny_checkpoints["base"], root / "quickstart" / "base")
+    copy_run(tiny_checkpoints["base"], root / "mine")
+    with pytest.raises(CheckpointError) as err:
+        resolve_checkpoint("asistant")
+    message = str(err.value)
+    assert f"in {root.resolve()} ($GPTKIT_CHECKPOINTS={root})" in message
+    assert "did you mean quickstart/assistant?" in message and "\n" not in message
+    with pytest.raises(CheckpointError, match=r"did you mean quickstart/base\?"):
+        resolve_checkpoint("base:1")  # the last part of a nested name counts as close
+    with pytest.raises(CheckpointError, match="it holds mine, quickstart/assistant, quickstart/base"):
+        resolve_checkpoint("zzzzzz")
+    # Without $GPTKIT_CHECKPOINTS the folder is ./checkpoints of wherever the command runs.
+    monkeypatch.delenv("GPTKIT_CHECKPOINTS")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(CheckpointError) as err:
+        resolve_checkpoint("quickstart/assistant")
+    assert str(err.value) == (f"checkpoint 'quickstart/assistant' not found: looked for the path 'quickstart/assistant' "
+                              f"and in {elsewhere / 'checkpoints'} ($GPTKIT_CHECKPOINTS is not set, so ./checkpoints "
+                              f"of {elsewhere}), which does not exist")
