@@ -429,7 +429,7 @@ def list_cmd(as_json):
 @click.option("-m", "--model", "model_specs", multiple=True, help="Checkpoint to sample answers from (repeat to compare several).")
 @click.option("--prompts", default="toyworld", show_default=True, help="toyworld, a .txt/.jsonl/.yaml file, or - to type prompts.")
 @click.option("-k", "k", type=click.IntRange(2, 9), default=4, show_default=True, help="Answers per prompt.")
-@click.option("--rater", default=None, help="Who is ranking (default: your user name); resuming is per rater.")
+@click.option("--rater", default=None, help="Who is ranking (default: your user name); resuming is per rater and set of checkpoints.")
 @click.option("--temperature", "-t", type=click.FloatRange(0), default=0.8, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--seed", type=int, default=None, help="Fix the answers sampled for each prompt.")

@@ -342,12 +342,16 @@ class Logbook:
             ranking["ranks"].append(item["rank"])
         return list(rankings.values())
 
-    def ranked_prompts(self, rater: str | None = None) -> set[str]:
-        """Prompts already handled (ranked, all_bad or skipped; undone ones excluded)."""
+    def ranked_prompts(self, rater: str | None = None, checkpoints: list[str] | None = None) -> set[str]:
+        """Prompts already handled (ranked, all_bad or skipped; undone ones excluded), by `rater`
+        if given; with `checkpoints`, only rankings of answers from exactly that set of checkpoints
+        (in any order), as a ranking session records it in its settings."""
         rows = self._conn.execute(
-            "SELECT DISTINCT prompt FROM rankings WHERE deleted IS NULL"
+            "SELECT prompt, settings FROM rankings WHERE deleted IS NULL"
             " AND (? IS NULL OR rater = ?)", (rater, rater))
-        return {row["prompt"] for row in rows}
+        wanted = None if checkpoints is None else set(checkpoints)
+        return {row["prompt"] for row in rows
+                if wanted is None or set(json.loads(row["settings"] or "{}").get("checkpoints") or ()) == wanted}
 
     def experiment_results(self, experiment_id: str | None = None) -> list[dict]:
         rows = self._conn.execute(

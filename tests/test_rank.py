@@ -276,6 +276,22 @@ def test_resume_skips_ranked_prompts_per_rater(loaded):
     assert "resuming" not in screen and PROMPTS[0].text in screen
 
 
+def test_resume_is_per_set_of_compared_checkpoints(loaded):
+    base, assistant = loaded
+    run_session([assistant], PROMPTS[:2], "1>2\n2>1\n", k=2)
+    # Adding a checkpoint makes new answers to compare: every prompt is offered again.
+    saved, screen = run_session([base, assistant], PROMPTS[:2], "1>2\nq\n", k=2)
+    assert "resuming" not in screen and PROMPTS[0].text in screen and len(saved) == 1
+    # The same set in another order resumes where that comparison stopped.
+    saved, screen = run_session([assistant, base], PROMPTS[:2], "2>1\n", k=2)
+    assert "resuming: 1 of 2 prompts already ranked by ann for assistant/step-000001, base/step-000001" in screen
+    assert len(saved) == 1
+    _, screen = run_session([assistant], PROMPTS[:2], "", k=2)
+    assert "resuming: 2 of 2 prompts" in screen
+    compared = [r for r in live_rankings() if len(r["settings"]["checkpoints"]) == 2]
+    assert [r["prompt"] for r in compared] == [PROMPTS[0].text, PROMPTS[1].text]
+
+
 def test_undo_with_nothing_to_undo_and_live_prompts(loaded):
     saved, screen = run_session(loaded[:1], [], "Why is the sea salty?\nu\n1>2\nq\n", k=2)
     assert "nothing to undo" in screen
@@ -330,9 +346,9 @@ def test_auto_rankings_are_synthetic_and_follow_the_rule(tiny_checkpoints, promp
             lengths = [len(item["text"].strip()) for item in ranking["items"]]
             best = [i for i, r in enumerate(ranking["ranks"]) if r == 1]
             assert all(lengths[i] == min(lengths) for i in best)
-    # a second run resumes: nothing left to rank
-    again = invoke("rank", "-m", str(tiny_checkpoints["base"]), "--prompts", str(prompt_file), "-k", "2",
-                   "--auto", rule, "--max-tokens", "4", "--device", "cpu")
+    # a second run on the same checkpoints resumes: nothing left to rank
+    again = invoke("rank", "-m", str(tiny_checkpoints["assistant"]), "-m", str(tiny_checkpoints["base"]),
+                   "--prompts", str(prompt_file), "-k", "2", "--auto", rule, "--max-tokens", "4", "--device", "cpu")
     assert again.exit_code == 0 and "saved ranking" not in again.output and len(live_rankings()) == 2
 
 

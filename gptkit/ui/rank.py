@@ -11,7 +11,9 @@ a Rich console.
 
 Contract: a ranking is committed to the logbook before "saved ranking #ID" is printed and
 before the next prompt appears, so whatever the session acknowledged survives a SIGKILL.
-Restarting with the same rater resumes: prompts already handled (`ranked_prompts`) are skipped.
+Restarting with the same rater and the same set of checkpoints resumes: prompts that rater
+already handled for that set (`ranked_prompts`) are skipped; another set (a second model added)
+offers them again, since its answers are new.
 Undo soft-deletes the rater's newest ranking and brings its prompt back with the same answers.
 
 Must not know SQL, tensors or sampling internals: it calls the logbook's and textgen's public
@@ -318,11 +320,12 @@ class RankSession:
     def run(self) -> list[int]:
         """Rank until the prompts (and the live prompts) run out or the person quits; returns
         the ids saved in this session."""
-        handled = self.logbook.ranked_prompts(self.rater)
+        handled = self.logbook.ranked_prompts(self.rater, [c.name for c in self.checkpoints])
         queue: deque[RankPrompt | Shown] = deque(p for p in self.prompts if p.text not in handled)
         if len(queue) < len(self.prompts):
             self.console.print(f"resuming: {len(self.prompts) - len(queue)} of {len(self.prompts)} prompts "
-                               f"already ranked by {escape(self.rater)}")
+                               f"already ranked by {escape(self.rater)} for "
+                               f"{escape(', '.join(c.name for c in self.checkpoints))}")
         while True:
             if not queue:
                 typed = self._live_prompt()
