@@ -554,17 +554,19 @@ def chat(model_specs, mode, template, system, temperature, max_tokens, seed, dev
 
 
 @cli.group("log", cls=GptkitGroup, invoke_without_command=True)
-@click.option("--search", default=None, help="Only entries whose prompt or output contains this text.")
-@click.option("--kind", default=None, help="Only this kind: chat, vote, generate, ...")
+@click.option("--search", default=None, help="Only entries whose prompt, answer, output or note contains this text.")
+@click.option("--kind", default=None, help="Only this kind: chat, vote, generate, rank or experiment.")
 @click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def log_group(ctx, search, kind, limit, as_json):
-    """The logbook: every chat turn, vote and generation, newest first.
+    """The logbook, newest first: every chat turn (chat), vote (vote), `gptkit generate` sample
+    (generate), ranking (rank) and experiment row (experiment).
 
     \b
-    gptkit log --search moon        entries whose prompt or output mentions "moon"
-    gptkit log show 42              one entry in full (rendered prompt, settings, seed)
+    gptkit log --search moon        entries whose prompt, answers or output mention "moon"
+    gptkit log --kind rank          your rankings (ids r1, r2, ...); experiment rows are x1, x2, ...
+    gptkit log show 42              one entry in full (rendered prompt, settings, seed); also r7, x3
     gptkit log export --kind chat chats.jsonl
     gptkit log check                integrity check (non-zero exit on problems)
     """
@@ -573,13 +575,17 @@ def log_group(ctx, search, kind, limit, as_json):
     from gptkit.store import open_logbook
 
     with open_logbook() as logbook:
-        rows = logbook.recent(limit=limit, kind=kind, search=search)
+        rows = logbook.entries(limit=limit, kind=kind, search=search)
+        held = logbook.kinds() if not rows else {}
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     if not rows:
-        click.echo("no matching entries" if search or kind else "the logbook is empty: chat a little (gptkit chat)")
+        holds = ", ".join(f"{n} {kind_}" for kind_, n in held.items())
+        click.echo(f"no matching entries; the logbook holds {holds} (gptkit log --kind KIND)" if held else
+                   "the logbook is empty: chat (gptkit chat), rank answers (gptkit rank) or run an experiment "
+                   "(gptkit prompt run)")
         return
     from rich.console import Console
 
@@ -590,15 +596,19 @@ def log_group(ctx, search, kind, limit, as_json):
 
 
 @log_group.command("show")
-@click.argument("entry_id", type=int)
+@click.argument("entry_id")
 @click.option("--json", "as_json", is_flag=True)
 def log_show(entry_id, as_json):
-    """One logbook entry in full."""
+    """One logbook entry in full: ENTRY_ID as `gptkit log` lists it (42, r7 for a ranking, x3 for an experiment row)."""
     from gptkit.errors import UsageError
     from gptkit.store import open_logbook
+    from gptkit.ui.logbook import parse_entry_ref
 
+    ref = parse_entry_ref(entry_id)
+    if ref is None:
+        raise UsageError(f"{entry_id!r}: expected an entry id as gptkit log lists it: 42, r7 or x3")
     with open_logbook() as logbook:
-        row = logbook.get(entry_id)
+        row = logbook.get(*ref)
     if row is None:
         raise UsageError(f"no logbook entry {entry_id} (gptkit log lists them)")
     if as_json:
@@ -613,17 +623,17 @@ def log_show(entry_id, as_json):
 
 @log_group.command("export")
 @click.argument("out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-@click.option("--kind", default=None, help="Only this kind: chat, vote, generate, ...")
+@click.option("--kind", default=None, help="Only this kind: chat, vote, generate, rank or experiment.")
 def log_export(out, kind):
-    """Write logbook entries (oldest first) as JSONL to OUT (- for stdout)."""
+    """Write logbook entries of every kind (oldest first) as JSONL to OUT (- for stdout)."""
     from gptkit.store import open_logbook
 
     with open_logbook() as logbook:
         if str(out) == "-":
-            logbook.export_generations(click.get_text_stream("stdout"), kind)
+            logbook.export_entries(click.get_text_stream("stdout"), kind)
             return
         with open(out, "w", encoding="utf-8") as fp:
-            count = logbook.export_generations(fp, kind)
+            count = logbook.export_entries(fp, kind)
     click.echo(f"wrote {count} entries -> {out}")
 
 

@@ -1,9 +1,10 @@
 """The logbook: one SQLite file holding everything a person may want to look at again.
 
 Owns `$GPTKIT_HOME/logbook.db` (see `paths.logbook_path`): generations and chat turns, chat
-sessions, rankings with their items, experiment results; and the JSONL ways in and out of it
-(rankings as ranked lists, as (chosen, rejected) pairs, as TRL preference rows; TRL files coming
-in are read by data/preferences.py, the one reader of them).
+sessions, rankings with their items, experiment results; one listing of them all as entries of
+a kind (`entries`: chat, vote, generate, rank, experiment), and the JSONL ways in and out of it
+(every entry; rankings as ranked lists, as (chosen, rejected) pairs, as TRL preference rows; TRL
+files coming in are read by data/preferences.py, the one reader of them).
 
 Contract:
 - Nothing acknowledged is ever lost. WAL journal, synchronous=FULL, and every write is its own
@@ -15,7 +16,7 @@ Contract:
   `rankings_to_pairs` is the one place a ranking becomes (better, worse) pairs.
 
 It knows nothing about models, tokenizers or the terminal: it stores text, numbers and JSON.
-It is one module of ~430 lines on purpose: one database module, migrations and exports included.
+It is one module of ~480 lines on purpose: one database module, migrations and exports included.
 """
 
 import json
@@ -68,10 +69,13 @@ JSON_COLUMNS = {"settings", "extra", "checkpoints", "votes"}
 BOOL_COLUMNS = {"synthetic", "correct"}
 RANKING_STATUSES = ("ranked", "all_bad", "skipped")
 EXPORT_FORMATS = ("ranked", "pairs", "trl")
+RANK, EXPERIMENT = "rank", "experiment"  # the kinds of rankings and experiment rows among the entries
+ENTRY_KINDS = ("chat", "vote", "generate", RANK, EXPERIMENT)  # every kind the logbook holds today
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    # Microseconds: entries of different tables are listed together in this order (`entries`).
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _to_json(value) -> str | None:
@@ -306,35 +310,75 @@ class Logbook:
 
     # ---- reads --------------------------------------------------------------------------------
 
-    def recent(self, limit: int = 20, kind: str | None = None,
+    def recent(self, limit: int | None = 20, kind: str | None = None,
                search: str | None = None) -> list[dict]:
         """Newest generations first; `search` is a substring of prompt or output
         (case-insensitive for ASCII letters)."""
         sql, args = "SELECT * FROM generations WHERE (? IS NULL OR kind = ?)", [kind, kind]
         if search:
-            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = f"%{escaped}%"
-            sql += " AND (prompt LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\')"
-            args += [pattern, pattern]
-        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+            sql += f" AND ({_LIKE.format('prompt')} OR {_LIKE.format('output')})"
+            args += [_like_pattern(search)] * 2
+        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, -1 if limit is None else limit])
         return [_row_to_dict(row) for row in rows]
 
-    def get(self, entry_id: int) -> dict | None:
-        """One generation by id, or None."""
-        row = self._conn.execute("SELECT * FROM generations WHERE id = ?", (entry_id,)).fetchone()
-        return None if row is None else _row_to_dict(row)
+    def entries(self, limit: int | None = 20, kind: str | None = None,
+                search: str | None = None) -> list[dict]:
+        """Newest first, of every kind the logbook holds (`ENTRY_KINDS`): generations under their
+        own kind, live rankings as kind "rank" (answers best-first, as `export_entries` writes
+        them) and experiment rows as kind "experiment". `search` is a substring of a prompt,
+        question, answer, output or note (case-insensitive for ASCII letters)."""
+        rows = []
+        if kind not in (RANK, EXPERIMENT):
+            rows += self.recent(limit, kind, search)
+        if kind in (None, RANK):
+            where, args = "r.deleted IS NULL", []
+            if search:
+                where += (f" AND ({_LIKE.format('r.prompt')} OR {_LIKE.format('r.note')} OR EXISTS (SELECT 1 FROM"
+                          f" ranking_items i WHERE i.ranking_id = r.id AND {_LIKE.format('i.text')}))")
+                args += [_like_pattern(search)] * 3
+            rows += [{**_ranked_row(r), "kind": RANK} for r in self._rankings(where, args, limit)]
+        if kind in (None, EXPERIMENT):
+            sql, args = "SELECT * FROM experiment_results", []
+            if search:
+                sql += " WHERE " + " OR ".join(_LIKE.format(c) for c in ("question", "output", "template", "expected"))
+                args += [_like_pattern(search)] * 4
+            found = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, -1 if limit is None else limit])
+            rows += [{**_row_to_dict(row), "kind": EXPERIMENT} for row in found]
+        rows.sort(key=lambda row: row["created"], reverse=True)
+        return rows[:limit]
+
+    def kinds(self) -> dict[str, int]:
+        """How many entries of each kind `entries` lists: {"chat": 12, "rank": 3, ...}."""
+        counts = {row[0]: row[1] for row in self._conn.execute("SELECT kind, COUNT(*) FROM generations GROUP BY kind")}
+        counts[RANK] = self._conn.execute("SELECT COUNT(*) FROM rankings WHERE deleted IS NULL").fetchone()[0]
+        counts[EXPERIMENT] = self._conn.execute("SELECT COUNT(*) FROM experiment_results").fetchone()[0]
+        return {kind: n for kind, n in counts.items() if n}
+
+    def get(self, entry_id: int, kind: str | None = None) -> dict | None:
+        """One entry by id, or None: a generation, or with kind "rank" a ranking (undone ones
+        too, stamped `deleted`) or with kind "experiment" an experiment row, as `entries` has them."""
+        if kind == RANK:
+            found = self._rankings("r.id = ?", [entry_id], None)
+            return {**_ranked_row(found[0]), "kind": RANK, "deleted": found[0]["deleted"]} if found else None
+        table = "experiment_results" if kind == EXPERIMENT else "generations"
+        row = self._conn.execute(f"SELECT * FROM {table} WHERE id = ?", (entry_id,)).fetchone()
+        return None if row is None else {**_row_to_dict(row), **({"kind": kind} if kind == EXPERIMENT else {})}
 
     def rankings(self, include_deleted: bool = False,
                  include_synthetic: bool = True) -> list[dict]:
         """Rankings oldest first, each with "items" (in shown order) and "ranks" (same order)."""
         where = " AND ".join(["1"] + (["r.deleted IS NULL"] if not include_deleted else [])
                              + (["r.synthetic = 0"] if not include_synthetic else []))
+        return self._rankings(where, [], None)
+
+    def _rankings(self, where: str, args: list, newest: int | None) -> list[dict]:
+        """Rankings matching `where` (on `rankings r`), oldest first; only the `newest` N if given."""
+        chosen = f"SELECT r.id FROM rankings r WHERE {where} ORDER BY r.id DESC LIMIT ?"
+        args = [*args, -1 if newest is None else newest]
         rankings = {row["id"]: {**_row_to_dict(row), "items": [], "ranks": []}
-                    for row in self._conn.execute(f"SELECT * FROM rankings r WHERE {where}"
-                                                  " ORDER BY r.id")}
+                    for row in self._conn.execute(f"SELECT * FROM rankings WHERE id IN ({chosen}) ORDER BY id", args)}
         items = self._conn.execute(
-            "SELECT i.* FROM ranking_items i JOIN rankings r ON r.id = i.ranking_id"
-            f" WHERE {where} ORDER BY i.ranking_id, i.position")
+            f"SELECT * FROM ranking_items WHERE ranking_id IN ({chosen}) ORDER BY ranking_id, position", args)
         for item in items:
             ranking = rankings[item["ranking_id"]]
             ranking["items"].append(
@@ -391,11 +435,18 @@ class Logbook:
                     for r in rankings for chosen, rejected in rankings_to_pairs(r))
         return _write_jsonl(fp, rows)
 
-    def export_generations(self, fp, kind: str | None = None) -> int:
-        """Write generations (oldest first) as JSONL to the text file `fp`; returns the count."""
-        rows = self._conn.execute(
-            "SELECT * FROM generations WHERE (? IS NULL OR kind = ?) ORDER BY id", (kind, kind))
-        return _write_jsonl(fp, (_row_to_dict(row) for row in rows))
+    def export_entries(self, fp, kind: str | None = None) -> int:
+        """Write every entry of `kind` (default: all kinds), oldest first, as `entries` has them,
+        as JSONL to the text file `fp`; returns the count."""
+        return _write_jsonl(fp, reversed(self.entries(limit=None, kind=kind)))
+
+
+def _like_pattern(search: str) -> str:
+    """A LIKE pattern finding `search` as a substring (its own % and _ taken literally)."""
+    return "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+_LIKE = "{} LIKE ? ESCAPE '\\'"  # .format(column), with a `_like_pattern` argument
 
 
 def _ranked_row(ranking: dict) -> dict:

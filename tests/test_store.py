@@ -279,17 +279,48 @@ def test_export_formats_parse_back(lb):
         lb.export_rankings(io.StringIO(), "csv")
 
 
-def test_export_generations(lb):
+def fill_every_kind(lb):
+    """One entry of each kind, oldest first: generate, chat, rank (with a tie), experiment, vote."""
     lb.log_generation(prompt="a", output="1", settings={"seed": 1})
     lb.log_generation(kind="chat", session_id=lb.start_session("chat", []), prompt="b", output="2")
+    lb.log_ranking("Name a moon.", items("Io", "Europa", "Titan"), [1, 1, 2], rater="ann",
+                   settings={"checkpoints": ["ckpt-Io"]})
+    lb.log_experiment_result(experiment_id="e1", template="few-shot", checkpoint="c", question="2+2?",
+                             expected="4", output="A: 4", extracted="4", correct=True)
+    lb.log_generation(kind="vote", prompt="c", output="3")
+
+
+def test_entries_list_every_kind_newest_first(lb):
+    fill_every_kind(lb)
+    rows = lb.entries()
+    assert [r["kind"] for r in rows] == ["vote", "experiment", "rank", "chat", "generate"]
+    assert [r["kind"] for r in lb.entries(limit=2)] == ["vote", "experiment"]
+    assert lb.kinds() == {"generate": 1, "chat": 1, "vote": 1, "rank": 1, "experiment": 1}
+    [ranking] = lb.entries(kind="rank")
+    assert ranking["prompt"] == "Name a moon." and [a["rank"] for a in ranking["answers"]] == [1, 1, 2]
+    assert lb.get(ranking["id"], "rank") == {**ranking, "deleted": None}
+    [row] = lb.entries(kind="experiment")
+    assert (row["template"], row["correct"]) == ("few-shot", True) and lb.get(row["id"], "experiment") == row
+    assert [r["kind"] for r in lb.entries(kind="generate")] == ["generate"]
+    # search finds a ranking by its prompt or by any of its answers, an experiment row by its question
+    assert [r["kind"] for r in lb.entries(search="moon")] == ["rank"]
+    assert [r["kind"] for r in lb.entries(search="titan")] == ["rank"]
+    assert [r["kind"] for r in lb.entries(search="2+2")] == ["experiment"]
+    lb.undo_last_ranking()
+    assert lb.entries(kind="rank") == [] and "rank" not in lb.kinds()
+
+
+def test_export_covers_every_kind(lb):
+    fill_every_kind(lb)
     out = io.StringIO()
-    assert lb.export_generations(out, kind="chat") == 1
+    assert lb.export_entries(out, kind="chat") == 1
     (row,) = [json.loads(line) for line in out.getvalue().splitlines()]
     assert row["prompt"] == "b" and row["settings"] == {}
     out = io.StringIO()
-    lb.export_generations(out)
+    assert lb.export_entries(out) == 5
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [row["settings"] for row in rows] == [{"seed": 1}, {}]
+    assert [row["kind"] for row in rows] == ["generate", "chat", "rank", "experiment", "vote"]
+    assert rows[0]["settings"] == {"seed": 1} and rows[2]["answers"][2]["text"] == "Titan"
 
 
 def import_file(lb, path) -> int:
