@@ -341,8 +341,9 @@ def log_generations(ckpt, prompt: str, ids: list[int], results: list, params) ->
 def quickstart(size, out, fresh, feedback, device, as_json):
     """Tokenizer -> base model -> assistant on the built-in toy world, then compare them.
 
-    Offline, about 10 minutes on a 2-core CPU at the default size. Stages already done are
-    reused and an interrupted run resumes where it stopped.
+    Offline, about 10 minutes on a 2-core AVX2 CPU at the default size (5 on two AVX-512 cores);
+    after its first training steps it prints an estimate for this machine. Stages already done
+    are reused and an interrupted run resumes where it stopped.
     """
     from gptkit.demo.quickstart import run_quickstart
 
@@ -852,7 +853,6 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, vo
     gptkit prompt run -t mine.yaml -m assistant --cases cases.jsonl --score contains --out results.csv
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from gptkit.checkpoint import load_checkpoint
     from gptkit.device import pick_device
@@ -865,6 +865,7 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, vo
         write_results,
     )
     from gptkit.prompting.templates import load_template
+    from gptkit.ui.progress import task_progress
     from gptkit.ui.render import experiment_tables
 
     from gptkit.errors import UsageError
@@ -882,17 +883,9 @@ def prompt_run(template_specs, model_specs, cases_spec, kind, limit, samples, vo
     check_cases(templates, cases, score_method)  # before loading any weights
     dc = pick_device(device)
     checkpoints = [load_checkpoint(spec, device=dc.device, kinds=GENERATIVE_KINDS, dtype=dc.dtype) for spec in model_specs]
-    stderr = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
-        task = progress.add_task("experiment", total=len(templates) * len(checkpoints) * len(cases))
-
-        def advance(row):
-            progress.update(task, advance=1, description=f"{row.template} x {row.checkpoint}")
-
+    with task_progress("experiment", len(templates) * len(checkpoints) * len(cases), "answers") as advance:
         result = run_experiment(templates, checkpoints, cases, samples=samples, seed=seed, score_method=score_method,
-                                on_result=advance, vote_at=vote_at)
+                                on_result=lambda row: advance(f"{row.template} x {row.checkpoint}"), vote_at=vote_at)
     if out is not None:
         write_results(result, out)
     if as_json:

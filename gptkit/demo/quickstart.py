@@ -42,7 +42,8 @@ class Plan:
     sc_samples: int = 20  # self-consistency: chains per question, voted at every k in SC_VOTE_AT below it
 
 
-# `small` is calibrated to finish in about 10 minutes on a 2-core CPU (see README figures).
+# `small` is calibrated to finish in about 10 minutes on a 2-core AVX2 CPU (README: 5 min 4 s on
+# two AVX-512 cores training at 5,492 tokens/s, ~9.6 min scaled to an AVX2 CPU's ~2,900 tokens/s).
 SIZES = {
     # plumbing checks only: learns little
     "tiny": Plan("tiny", 512, 30, 8, 3e-3, 20, 8, 1e-3, eval_per_kind=4, table_limit=6, sc_samples=4),
@@ -52,14 +53,41 @@ SIZES = {
 }
 
 
-def stage_state(run_dir: Path, steps: int) -> str:
-    """'done', 'partial' (resume it) or 'new' for a training stage's run folder."""
+# For the estimate printed after the first training steps, from the default run's figures (README:
+# a base step of 8 windows took 0.40 s, an SFT step of 16 chats 0.37 s, so a chat costs ~0.47 of a
+# window; evaluation and the technique table took another 9% of the training time, --feedback 22%).
+CHAT_COST, EVAL_SHARE, FEEDBACK_SHARE = 0.47, 0.09, 0.22
+
+
+def seconds_left(plan: Plan, stage: str, seconds_per_step: float, steps_left: dict[str, int], feedback: bool) -> float:
+    """What the quickstart still needs, from one stage's measured step time: `steps_left` holds the
+    steps each training stage has to run ({"base": 396, "assistant": 300}); the stages compare by
+    the sequences in a step, and what follows training by its share of all the training."""
+    per_window = seconds_per_step / (plan.base_batch if stage == "base" else plan.sft_batch * CHAT_COST)
+    step_seconds = {"base": plan.base_batch * per_window, "assistant": plan.sft_batch * CHAT_COST * per_window}
+    training = step_seconds["base"] * plan.base_steps + step_seconds["assistant"] * plan.sft_steps
+    return (sum(step_seconds[name] * n for name, n in steps_left.items())
+            + training * (EVAL_SHARE + (FEEDBACK_SHARE if feedback else 0.0)))
+
+
+def estimate_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return ("estimate: " + (f"about {minutes} minute{'s' if minutes > 1 else ''}" if minutes >= 1 else "under a minute")
+            + " left on this machine (from the steps so far)")
+
+
+def stage_step(run_dir: Path) -> int:
+    """The step a training stage's run folder has reached (0: none saved)."""
     from gptkit.checkpoint import latest_step, read_meta
 
     last = latest_step(run_dir) if run_dir.is_dir() else None
-    if last is None:
-        return "new"
-    return "done" if read_meta(last)["step"] >= steps else "partial"
+    return 0 if last is None else read_meta(last)["step"]
+
+
+def stage_state(run_dir: Path, steps: int) -> str:
+    """'done', 'partial' (resume it) or 'new' for a training stage's run folder."""
+    step = stage_step(run_dir)
+    return "new" if step == 0 else "done" if step >= steps else "partial"
 
 
 def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, device: str = "auto",
@@ -71,7 +99,7 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
     from gptkit.train.loop import TrainConfig
     from gptkit.train.pretrain import run_pretrain
     from gptkit.train.sft import run_sft
-    from gptkit.ui.progress import make_reporter
+    from gptkit.ui.progress import PaceReporter, make_reporter
 
     if size not in SIZES:
         raise UsageError(f"--size: expected one of {', '.join(SIZES)}, got '{size}'")
@@ -101,14 +129,18 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
 
     # 2. base model, 3. assistant
     stages = [
-        ("base", plan.base_steps, plan.base_batch, plan.base_lr,
-         lambda cfg, resume: run_pretrain(data=["toyworld"], run_dir=out_dir / "base", cfg=cfg, dc=dc, preset=plan.preset,
-                                          tokenizer_spec=str(tok_dir), resume=resume, reporter=make_reporter("base model", as_json))),
-        ("assistant", plan.sft_steps, plan.sft_batch, plan.sft_lr,
-         lambda cfg, resume: run_sft(init_from=str(out_dir / "base"), data="toyworld", run_dir=out_dir / "assistant", cfg=cfg,
-                                     dc=dc, resume=resume, reporter=make_reporter("assistant (SFT)", as_json))),
+        ("base", "base model", plan.base_steps, plan.base_batch, plan.base_lr,
+         lambda cfg, resume, reporter: run_pretrain(data=["toyworld"], run_dir=out_dir / "base", cfg=cfg, dc=dc,
+                                                    preset=plan.preset, tokenizer_spec=str(tok_dir), resume=resume,
+                                                    reporter=reporter)),
+        ("assistant", "assistant (SFT)", plan.sft_steps, plan.sft_batch, plan.sft_lr,
+         lambda cfg, resume, reporter: run_sft(init_from=str(out_dir / "base"), data="toyworld",
+                                               run_dir=out_dir / "assistant", cfg=cfg, dc=dc, resume=resume,
+                                               reporter=reporter)),
     ]
-    for name, steps, batch, lr, run in stages:
+    steps_left = {name: max(0, steps - stage_step(out_dir / name)) for name, _, steps, *_ in stages}
+    estimated = False
+    for name, title, steps, batch, lr, run in stages:
         state = stage_state(out_dir / name, steps)
         t0 = time.perf_counter()
         if state == "done":
@@ -118,7 +150,12 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
                               eval_every=max(1, steps // 5), eval_batches=4, save_every=max(1, steps // 4),
                               log_every=max(1, min(10, steps // 50)))
             console.print(f"[bold]{name}[/]: {'resuming' if state == 'partial' else 'training'} for {steps} steps")
-            run(cfg, state == "partial")
+            reporter = make_reporter(title, as_json)
+            if not estimated:  # the first stage that trains measures this machine's pace
+                estimated = True
+                reporter = PaceReporter(reporter, lambda seconds, step, name=name, steps=steps: estimate_text(
+                    seconds_left(plan, name, seconds, {**steps_left, name: steps - step}, feedback)))
+            run(cfg, state == "partial", reporter)
             if stage_state(out_dir / name, steps) != "done":
                 raise UsageError(f"{name} stage stopped early; run `gptkit quickstart` again to resume it")
         timings[name] = time.perf_counter() - t0
