@@ -498,9 +498,13 @@ def leaderboard_cmd(samples, seed, no_synthetic, as_json):
     from gptkit.store import open_logbook
 
     with open_logbook() as logbook:
-        battles = ranking_battles(logbook.rankings(include_synthetic=not no_synthetic))
+        rankings = logbook.rankings(include_synthetic=not no_synthetic)
+    battles = ranking_battles(rankings)
     if not battles:
-        click.echo("no battles yet: rank answers from two or more checkpoints (gptkit rank -m A -m B)")
+        held = (f"the logbook holds {len(rankings)} ranking{'s' if len(rankings) > 1 else ''}, each of answers from one "
+                "checkpoint, and a battle needs two; " if rankings else "")
+        click.echo(f"no battles yet: {held}rank answers from two or more checkpoints, blind, to make them: "
+                   "gptkit rank -m A -m B (e.g. -m quickstart/assistant -m policy)")
         return
     rows = build_leaderboard(battles, samples=samples, seed=seed)
     if as_json:

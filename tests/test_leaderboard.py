@@ -96,8 +96,16 @@ def test_table_lists_every_checkpoint():
 
 def test_leaderboard_command(tmp_path):
     runner = CliRunner()
-    assert "no battles yet" in runner.invoke(cli, ["leaderboard"]).output
+    empty = runner.invoke(cli, ["leaderboard"]).output
+    assert "no battles yet: rank answers from two or more checkpoints" in empty and "gptkit rank -m A -m B" in empty
     with open_logbook() as lb:
+        lb.log_ranking("p", [{"text": "a", "checkpoint": "m/step-1"}, {"text": "b", "checkpoint": "m/step-1"}],
+                       [2, 1], rater="ann")
+    one_model = runner.invoke(cli, ["leaderboard"]).output
+    assert "the logbook holds 1 ranking, each of answers from one checkpoint, and a battle needs two" in one_model
+    assert "gptkit rank -m A -m B" in one_model
+    with open_logbook() as lb:
+        lb.undo_last_ranking()
         for i in range(12):
             good, bad = ("m/step-2", "m/step-1") if i % 4 else ("m/step-1", "m/step-2")
             lb.log_ranking(f"p{i}", [{"text": "a", "checkpoint": bad}, {"text": "b", "checkpoint": good}],
