@@ -114,3 +114,44 @@ def test_dpo_through_the_cli_resumes_bitwise_and_records_its_parent(tiny_checkpo
     assert ckpt.meta["parent"] == "assistant/step-000001" and ckpt.meta["parent_path"] == str(sft.resolve())
     steps = [json.loads(line) for line in output.splitlines() if '"event": "step"' in line]
     assert {"margin", "reward_acc", "kl", "val_reward_acc"} <= steps[-1].keys()
+
+
+# ---- guardrails for a few rankings -----------------------------------------------------------------
+
+
+def test_rlhf_on_a_few_rankings_of_one_prompt_warns_and_skips_validation(tiny_checkpoints, tmp_path):
+    from gptkit.store import open_logbook
+
+    with open_logbook() as logbook:  # one prompt, four answers, a tie: five pairs
+        logbook.log_ranking("In which town do Gemis's parents live?",
+                            [{"text": t, "checkpoint": "assistant/step-000001"} for t in
+                             ("The answer is Ashdale.", "Ashdale.", "Elmstead.", "Gemis is a dog.")],
+                            [1, 2, 2, 3], rater="ann")
+    output = rlhf("-m", tiny_checkpoints["assistant"], "--data", "logbook", "--max-steps", 4, "--batch-size", 2,
+                  "--out", tmp_path / "policy")
+    flat = " ".join(output.split())
+    assert ("warning: none of the 5 pairs can be held out (they answer one prompt): validation is skipped "
+            "(no val figures)") in flat
+    assert "5 pairs (5 train / 0 held-out)" in flat and "warning: 5 training pairs are very few" in flat
+    assert "kl: how far the policy has moved from the reference" in flat
+    assert ("before and after, greedy, on a prompt from your data: \"In which town do Gemis's parents live?\" "
+            "before (assistant/step-000001): ") in flat and "after (policy/step-000004): " in flat
+    rows = metrics(tmp_path / "policy")
+    assert len(rows) == 4 and not any(key.startswith("val_") for row in rows for key in row)
+
+
+def test_kl_is_explained_once_and_a_value_far_below_zero_flagged():
+    from gptkit.train.dpo import DPO_KL_FLOOR, KLWatch
+    from gptkit.train.loop import Reporter
+
+    said = []
+
+    class Inner(Reporter):
+        def message(self, text):
+            said.append(text)
+
+    watch = KLWatch(Inner(), "kl: what it means", DPO_KL_FLOOR, "what to do")
+    watch.start(10, 0, {})
+    for step, kl in enumerate([0.0, -0.5, -3.0, -155.76, -200.0], start=1):
+        watch.update({"step": step, "loss": 0.1, "kl": kl})
+    assert said == ["kl: what it means", "warning: kl -155.8 at step 4: what to do"]

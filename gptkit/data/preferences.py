@@ -178,14 +178,28 @@ def encode_pairs(tokenizer, pairs: list[tuple], max_len: int) -> list[tuple]:
 def split_by_prompt(items: list, prompt_of, val_every: int = 10) -> tuple[list, list]:
     """(train, val): the items of every `val_every`-th distinct prompt (first-seen order, the first
     included) are held out, so answers to one prompt never sit on both sides. With one distinct
-    prompt there is nothing to hold out and validation reuses the training items."""
+    prompt there is nothing to hold out: val is empty (callers skip validation and say so)."""
     keys = list(dict.fromkeys(prompt_key(prompt_of(item)) for item in items))
     if len(keys) < 2:
-        return items, items
+        return items, []
     held = set(keys[::val_every])
     train = [item for item in items if prompt_key(prompt_of(item)) not in held]
     val = [item for item in items if prompt_key(prompt_of(item)) in held]
     return train, val
+
+
+def encode_split(tokenizer, pairs: list[tuple], max_len: int, source) -> tuple[list, list, str | None]:
+    """(train, held-out) `encode_pairs` of `pairs` split by prompt (`split_by_prompt`), and why
+    none is held out (None when some are), for the caller to skip validation rather than validate
+    on training pairs. DataError when no pair states a preference."""
+    train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
+    train, val = encode_pairs(tokenizer, train_raw, max_len), encode_pairs(tokenizer, val_raw, max_len)
+    if not train:
+        raise DataError(f"none of the {len(pairs)} pairs states a preference (identical answers or empty ones)", path=source)
+    if val:
+        return train, val, None
+    return train, val, (f"none of the {len(pairs)} pairs can be held out (they answer one prompt)" if not val_raw
+                        else "no held-out pair states a preference once cut to the context")
 
 
 def sample_pair_batch(encoded: list[tuple], batch_size: int, generator: torch.Generator, pad_id: int):

@@ -11,6 +11,11 @@ the reference (larger: stays closer). While policy == reference the loss is exac
 Metrics: `margin` (implicit reward of chosen minus rejected), `reward_acc` (how often chosen
 wins), `kl` (mean pi - ref log-prob of the chosen answers, a cheap KL estimate).
 
+Guardrails for a person learning from a handful of rankings (shared with PPO): pairs from a single
+prompt cannot be split, so validation is skipped, and said to be, rather than run on the training
+pairs; the `kl` figure is explained once and a value far below zero flagged (`KLWatch`); and the
+run ends with one prompt answered greedily by the reference and by the tuned policy (`before_after`).
+
 Optionally (`sft_weight` > 0) the per-token negative log-likelihood of the chosen answers is
 added, as in RPO / iterative RPO (Pang et al. 2024). Plain DPO lowers the likelihood of chosen
 and rejected answers alike, and a small model that drifts that way soon writes worse answers
@@ -28,9 +33,12 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from gptkit.checkpoint import CHAT_KINDS
-from gptkit.data.preferences import encode_pairs, load_preference_pairs, sample_pair_batch, split_by_prompt
+from gptkit.checkpoint import CHAT_KINDS, display_name
+from gptkit.data.preferences import encode_prompt, encode_split, load_preference_pairs, sample_pair_batch
 from gptkit.device import to_device
+from gptkit.train.loop import Reporter
+
+FEW_PAIRS = 20  # below this many training pairs, a warning: DPO fits them at once and can drift far
 
 
 def token_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -103,6 +111,67 @@ class DPOObjective:
         return sample_text(model, self.tokenizer, ids)
 
 
+class KLWatch(Reporter):
+    """Forwards to `inner`; says once, at the start, what the `kl` figure means, and flags the
+    first `kl` or `val_kl` below `floor` with what such a value means."""
+
+    def __init__(self, inner: Reporter, meaning: str, floor: float, alarm: str):
+        self.inner, self.meaning, self.floor, self.alarm = inner, meaning, floor, alarm
+        self.flagged = False
+
+    def start(self, total_steps: int, first_step: int, info: dict) -> None:
+        self.inner.start(total_steps, first_step, info)
+        self.inner.message(self.meaning)
+
+    def update(self, metrics: dict) -> None:
+        self.inner.update(metrics)
+        low = [metrics[k] for k in ("kl", "val_kl") if metrics.get(k, 0.0) < self.floor]
+        if low and not self.flagged:
+            self.flagged = True
+            self.inner.message(f"warning: kl {low[0]:.1f} at step {metrics['step']}: {self.alarm}")
+
+    def sample(self, step: int, text: str) -> None:
+        self.inner.sample(step, text)
+
+    def message(self, text: str) -> None:
+        self.inner.message(text)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+DPO_KL_MEANING = ("kl: how far the policy has moved from the reference, as the change in log-probability of the "
+                  "chosen answers (policy minus reference, summed over an answer's tokens); 0 at the start")
+DPO_KL_FLOOR = -10.0  # the chosen answers e^10 (~22,000) times less likely than before
+DPO_KL_ALARM = ("far below 0, the chosen answers themselves have become much less likely: the model is drifting "
+                "from what it could do; fewer --max-steps, a lower --lr, a larger --beta or --sft-weight 1 keep it closer")
+
+
+@torch.no_grad()
+def before_after(reference, policy, tokenizer, prompt, max_new_tokens: int = 48) -> tuple[str, str]:
+    """The answers of the reference (before tuning) and of the policy (after) to `prompt`, greedy."""
+    from gptkit.engine import SamplingParams
+    from gptkit.textgen import generate_ids
+
+    ids = encode_prompt(tokenizer, prompt)
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    answers = []
+    for model in (reference, policy):
+        model.eval()
+        answers.append(generate_ids(model, tokenizer, [ids], params)[0][0].text)
+    return answers[0], answers[1]
+
+
+def report_before_after(reporter, reference, policy, tokenizer, prompt, names: tuple[str, str]) -> None:
+    """Show `before_after` on a prompt from the person's own data: what their rankings did."""
+    if not reporter:
+        return
+    before, after = before_after(reference, policy, tokenizer, prompt)
+    shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+    reporter.message(f"before and after, greedy, on a prompt from your data: {shown!r}\n"
+                     f"  before ({names[0]}): {before!r}\n  after  ({names[1]}): {after!r}")
+
+
 def start_policy(init_from, run_dir: Path, resume: bool):
     """`start_run` for a policy (DPO, PPO): it starts from an SFT checkpoint, which is also the
     frozen reference; the run records both its name and its step folder (`parent_path`)."""
@@ -118,8 +187,8 @@ def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float =
 
     On resume, beta, sft_weight and the reference are the run's own (from its metadata), so it
     goes on exactly as it started."""
-    from gptkit.errors import DataError, UsageError
-    from gptkit.train.loop import train
+    from gptkit.errors import UsageError
+    from gptkit.train.loop import train, without_validation
 
     start = start_policy(init_from, run_dir, resume)
     tokenizer, model, saved = start.tokenizer, start.model, start.saved
@@ -131,16 +200,21 @@ def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float =
         if reporter:
             reporter.message(f"resuming with the run's own beta {beta} and sft_weight {sft_weight}")
     reference = load_frozen(start.parent_path, dc.device, CHAT_KINDS).model
-    train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
-    train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
-    val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size) or train_pairs
-    if not train_pairs:
-        raise DataError(f"{data}: none of the {len(pairs)} pairs states a preference (identical answers or empty ones)")
+    train_pairs, val_pairs, unheld = encode_split(tokenizer, pairs, model.config.block_size, data)
+    if unheld:
+        cfg = without_validation(cfg, reporter, unheld)
     if reporter:
-        reporter.message(f"data: {len(pairs)} pairs ({len(train_pairs)} train / {len(val_pairs)} val); "
+        reporter.message(f"data: {len(pairs)} pairs ({len(train_pairs)} train / {len(val_pairs)} held-out); "
                          f"reference: {start.parent} (frozen); beta {beta}")
+        if len(train_pairs) < FEW_PAIRS:
+            reporter.message(f"warning: {len(train_pairs)} training pairs are very few: DPO fits them within a few "
+                             "steps and can pull a small model far from the reference; watch kl, and compare the "
+                             "before and after answers at the end")
+        reporter = KLWatch(reporter, DPO_KL_MEANING, DPO_KL_FLOOR, DPO_KL_ALARM)
     objective = DPOObjective(train_pairs, val_pairs, tokenizer, reference, beta=beta, sft_weight=sft_weight,
                              batch_size=cfg.batch_size, device=dc.device)
     meta = {"parent": start.parent, "parent_path": start.parent_path, "data": data, "method": "dpo", "beta": beta,
             "sft_weight": sft_weight}
-    return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
+    last = train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
+    report_before_after(reporter, reference, model, tokenizer, pairs[0][0], (start.parent, display_name(last)))
+    return last

@@ -291,6 +291,16 @@ def train(
     return last_saved
 
 
+def without_validation(cfg: TrainConfig, reporter: Reporter | None, why: str) -> TrainConfig:
+    """`cfg` with validation off, the reporter saying so and `why`: a run with nothing held out
+    shows no validation figures rather than figures measured on its own training data."""
+    from dataclasses import replace
+
+    if reporter:
+        reporter.message(f"warning: {why}: validation is skipped (no val figures); rank a few more prompts to get them")
+    return replace(cfg, eval_every=0)
+
+
 @dataclass
 class RunStart:
     """What a run starts from (see `start_run`)."""

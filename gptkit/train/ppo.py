@@ -17,7 +17,8 @@ atomically to `RUN/rollouts/`; a run resumed part-way through a rollout reads it
 on bit for bit. Rollouts that no saved step needs any more are removed.
 
 Validation makes one rollout on the held-out prompts per evaluation (val_reward is the figure
-to watch); it draws only on the evaluation's own generator.
+to watch); it draws only on the evaluation's own generator. With one prompt nothing is held out
+and validation is skipped (`loop.without_validation`).
 
 Must not know: where prompts come from (data/preferences.py) or how steps run (loop.py).
 """
@@ -30,15 +31,20 @@ from pathlib import Path
 
 import torch
 
-from gptkit.checkpoint import CHAT_KINDS
+from gptkit.checkpoint import CHAT_KINDS, display_name
 from gptkit.data.chat import pad_batch
 from gptkit.data.preferences import encode_prompt, load_prompts, split_by_prompt
 from gptkit.engine import SamplingParams, generate
 from gptkit.errors import DataError, TrainingError, UsageError
 from gptkit.textgen import stop_ids_for
-from gptkit.train.dpo import load_frozen, start_policy, token_logprobs
+from gptkit.train.dpo import KLWatch, load_frozen, report_before_after, start_policy, token_logprobs
 
 ROLLOUTS = "rollouts"
+PPO_KL_MEANING = ("kl: how far the policy has moved from the reference, estimated on the sampled answers (their "
+                  "log-probability under the policy minus under the reference, summed per answer); 0 at the start")
+PPO_KL_FLOOR = -2.0  # a KL is never negative; an estimate this far below 0 is noise, not a measurement
+PPO_KL_ALARM = ("a KL is never below 0, so this estimate is noise from too few sampled answers; more prompts per "
+                "rollout (--batch-size) or more --samples make it steadier")
 SCORING_BATCH = 32  # rows per forward when computing rollout log-probs and scores
 
 
@@ -258,7 +264,7 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
     On resume the reward model, the reference and the PPO settings are the run's own (from its
     metadata), whatever the command line says, so the run goes on exactly as it started.
     """
-    from gptkit.train.loop import train
+    from gptkit.train.loop import train, without_validation
 
     run_dir = Path(run_dir)
     settings = settings or PPOSettings()
@@ -290,13 +296,18 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
         raise DataError(f"{data}: no prompt leaves room for {settings.max_new_tokens} new tokens in a "
                         f"{model.config.block_size}-token context")
     train_prompts, val_prompts = split_by_prompt(prompts, lambda item: item[0])
+    if not val_prompts:
+        cfg = without_validation(cfg, reporter, "there is one prompt, so none can be held out")
     if reporter:
-        reporter.message(f"prompts: {len(train_prompts)} train / {len(val_prompts)} val; reward model {reward_ckpt.name}; "
-                         f"reference {start.parent} (frozen); {settings.samples_per_prompt} samples per prompt")
+        reporter.message(f"prompts: {len(train_prompts)} train / {len(val_prompts)} held-out; reward model "
+                         f"{reward_ckpt.name}; reference {start.parent} (frozen); {settings.samples_per_prompt} samples per prompt")
+        reporter = KLWatch(reporter, PPO_KL_MEANING, PPO_KL_FLOOR, PPO_KL_ALARM)
     model.to(dc.device)
     objective = PPOObjective(model, reference, reward_ckpt.model, tokenizer, [ids for _, ids in train_prompts],
                              [ids for _, ids in val_prompts], settings, device=dc.device, autocast=dc.autocast,
                              rollout_dir=run_dir / ROLLOUTS, grad_accum=cfg.grad_accum, calls_done=calls_done)
     meta = {"parent": start.parent, "parent_path": start.parent_path, "data": data, "method": "ppo",
             "reward_model": reward_ckpt.name, "reward_model_path": str(reward_ckpt.path.resolve()), "ppo": asdict(settings)}
-    return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
+    last = train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
+    report_before_after(reporter, reference, model, tokenizer, train_prompts[0][0], (start.parent, display_name(last)))
+    return last

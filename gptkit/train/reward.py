@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from gptkit.checkpoint import CHAT_KINDS
-from gptkit.data.preferences import encode_pairs, load_preference_pairs, pair_batch, sample_pair_batch, split_by_prompt
+from gptkit.data.preferences import encode_split, load_preference_pairs, pair_batch, sample_pair_batch
 from gptkit.device import to_device
 from gptkit.model import GPT, RewardModel
 
@@ -80,24 +80,19 @@ def pairwise_accuracy(model: RewardModel, encoded_pairs: list, pad_id: int, *, b
 def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool = False,
                include_synthetic: bool = True, reporter=None) -> tuple[Path, dict]:
     """`gptkit reward`: (last saved step folder, figures incl. held-out pairwise accuracy)."""
-    from gptkit.errors import DataError
-    from gptkit.train.loop import start_run, train
+    from gptkit.train.loop import start_run, train, without_validation
 
     start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=CHAT_KINDS,  # it already reads chats
                       init_hint="the assistant (SFT) checkpoint the reward model starts from")
     tokenizer = start.tokenizer
     model = start.model if resume else reward_model_from(start.model)  # a resumed run's is a RewardModel already
     pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
-    train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
-    train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
-    val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size)
-    if not train_pairs:
-        raise DataError(f"{data}: none of the {len(pairs)} pairs states a preference (identical answers or empty ones)")
-    held_out = bool(val_pairs) and val_raw is not train_raw
-    val_pairs = val_pairs if held_out else train_pairs  # one prompt only: nothing can be held out
+    train_pairs, val_pairs, unheld = encode_split(tokenizer, pairs, model.config.block_size, data)
+    held_out = unheld is None
+    if unheld:
+        cfg = without_validation(cfg, reporter, unheld)
     if reporter:
-        split = f"{len(train_pairs)} train / {len(val_pairs)} held-out" if held_out else "one prompt: no held-out split"
-        reporter.message(f"data: {len(pairs)} pairs ({split})")
+        reporter.message(f"data: {len(pairs)} pairs ({len(train_pairs)} train / {len(val_pairs)} held-out)")
     objective = RewardObjective(train_pairs, val_pairs, tokenizer, batch_size=cfg.batch_size, device=dc.device)
     meta = {"parent": start.parent, "data": data}
     last = train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
