@@ -19,7 +19,7 @@ from gptkit.data.preferences import (encode_answer, encode_pairs, load_preferenc
 from gptkit.device import pick_device
 from gptkit.errors import DataError
 from gptkit.store import open_logbook
-from gptkit.train.loop import TrainConfig
+from gptkit.train.loop import Reporter, TrainConfig
 
 MARK = "woof"  # one token in the tiny tokenizer; chosen answers always have it, rejected never
 WORDS = "the cat says moo capital of France is Paris Tokyo meow big small red blue".split()
@@ -133,6 +133,26 @@ def test_split_keeps_each_prompt_on_one_side():
     train, val = split_by_prompt(pairs, lambda pair: pair[0])
     assert val and train and len(train) + len(val) == 100
     assert not {p for p, _, _ in train} & {p for p, _, _ in val}
+    one_prompt = [("p", f"c{i}", f"r{i}") for i in range(5)]
+    assert split_by_prompt(one_prompt, lambda pair: pair[0]) == (one_prompt, [])  # nothing held out, nothing faked
+
+
+def test_pairs_of_one_prompt_train_a_reward_model_without_validation(tiny_checkpoints, tmp_path):
+    from gptkit.train.reward import run_reward
+
+    log_marked_rankings(1)
+    said = []
+
+    class Said(Reporter):
+        def message(self, text):
+            said.append(text)
+
+    cfg = TrainConfig(max_steps=3, batch_size=2, eval_every=1, eval_batches=1, save_every=1000, log_every=1)
+    _, figures = run_reward(init_from=str(tiny_checkpoints["assistant"]), data="logbook", run_dir=tmp_path / "rm",
+                            cfg=cfg, dc=pick_device("cpu"), reporter=Said())
+    assert figures["val_pairs"] == 0 and figures["val_accuracy"] is None
+    assert any("can be held out (they answer one prompt): validation is skipped" in text for text in said)
+    assert not any(key.startswith("val_") for row in metrics(tmp_path / "rm") for key in row)
 
 
 # ---- reward model ------------------------------------------------------------------------------
