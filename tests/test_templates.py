@@ -398,3 +398,30 @@ def test_every_package_and_the_shipped_templates_are_installed():
     on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "gptkit").rglob("__init__.py")}
     assert set(config["packages"]) == on_disk | {"gptkit.prompts"}  # a new subpackage must be listed
     assert config["package-dir"]["gptkit.prompts"] == SHIPPED_DIR.name and SHIPPED_DIR == root / "prompts"
+
+
+NUMBER_WORDS = {word: n for n, word in enumerate(
+    "no one two three four five six seven eight nine ten".split())} | {"a": 1, "an": 1}
+
+
+def claimed_examples(description: str) -> list[int]:
+    """Every count of examples a description states: "Four solved questions", "no examples",
+    "解答例を3つ" (a number, then within a few words example/question/解答例/例)."""
+    import re
+
+    english = re.findall(r"\b(\w+) (?:\w+ ){0,2}(?:examples?|questions)\b", description, flags=re.IGNORECASE)
+    counts = [NUMBER_WORDS[w.lower()] if w.lower() in NUMBER_WORDS else int(w) for w in english
+              if w.lower() in NUMBER_WORDS or w.isdigit()]
+    return counts + [int(n) for n in re.findall(r"例を?(\d+)つ", description)]
+
+
+def test_shipped_descriptions_count_their_examples_right():
+    stated = {}
+    for t in list_templates():
+        if template_origin(t) != "shipped":
+            continue
+        for count in claimed_examples(t.description):
+            stated[t.name] = count
+            assert count == len(t.examples), f"{t.name}: says {count} examples, has {len(t.examples)}: {t.description}"
+    # the claims this test reads (so a reworded description cannot slip past it unread)
+    assert stated.items() >= {("few-shot", 4), ("chain-of-thought", 4), ("few-shot-ja", 3), ("instructions", 0)}
