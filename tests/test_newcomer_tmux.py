@@ -69,6 +69,18 @@ class Terminal:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
+def rank_the_prompt(terminal: Terminal, models: str, ordering: str, ranking_id: int) -> str:
+    """`gptkit rank` on prompts.txt's one prompt: type `ordering`, then q at the typed-prompt
+    question that follows; returns the screen once the command has ended."""
+    terminal.type(f"gptkit rank {models} --prompts prompts.txt --max-tokens 6 --seed 0 --rater newcomer "
+                  "--device cpu; echo RANKED=$?")
+    terminal.expect("rank>")
+    terminal.type(ordering)
+    terminal.expect(f"saved ranking #{ranking_id}: {ordering}")
+    terminal.type("q")
+    return terminal.expect("RANKED=0")
+
+
 def test_newcomer_path_in_tmux(tiny_checkpoints, tmp_path, isolated_home):
     checkpoints = tmp_path / "checkpoints"  # $GPTKIT_CHECKPOINTS (conftest)
     for kind in ("base", "assistant"):
@@ -80,14 +92,7 @@ def test_newcomer_path_in_tmux(tiny_checkpoints, tmp_path, isolated_home):
         listed = terminal.run("gptkit list")
         assert "quickstart/assistant  assistant  1" in listed and "quickstart/base" in listed
 
-        # rank three answers, two of them tied, then quit
-        terminal.type("gptkit rank -m quickstart/assistant --prompts prompts.txt -k 3 --max-tokens 6 --seed 0 "
-                      "--rater newcomer --device cpu; echo RANKED=$?")
-        terminal.expect("rank>")
-        terminal.type("2>1=3")
-        terminal.expect("saved ranking #1: 2>1=3")
-        terminal.type("q")  # the one prompt is ranked: the session asks for typed prompts; q ends it
-        terminal.expect("RANKED=0")
+        rank_the_prompt(terminal, "-m quickstart/assistant -k 3", "2>1=3", 1)  # three answers, two tied
 
         logged = terminal.run("gptkit log")
         assert "rank" in logged and "In which town do Gemis's parents live?" in logged and "2>1=3 best:" in logged
@@ -102,14 +107,8 @@ def test_newcomer_path_in_tmux(tiny_checkpoints, tmp_path, isolated_home):
         assert "no battles yet" in board and "gptkit rank -m A -m B" in board
 
         # both models, blind: the prompt ranked for one model comes back for the pair
-        terminal.type("gptkit rank -m quickstart/assistant -m policy --prompts prompts.txt -k 2 --max-tokens 6 "
-                      "--seed 0 --rater newcomer --device cpu; echo COMPARED=$?")
-        terminal.expect("rank>")
-        terminal.type("1=2")
-        terminal.expect("saved ranking #2: 1=2")
-        terminal.type("q")
-        screen = terminal.expect("COMPARED=0")
-        assert "resuming" not in screen[screen.rindex("echo COMPARED"):]
+        screen = rank_the_prompt(terminal, "-m quickstart/assistant -m policy -k 2", "1=2", 2)
+        assert "resuming" not in screen[screen.rindex("-m quickstart/assistant -m policy -k 2"):]
 
         board = terminal.run("gptkit leaderboard")
         assert "policy/step-000003" in board and "assistant/step-000001" in board

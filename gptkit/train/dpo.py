@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from gptkit.checkpoint import CHAT_KINDS, display_name
 from gptkit.data.preferences import encode_prompt, encode_split, load_preference_pairs, sample_pair_batch
 from gptkit.device import to_device
-from gptkit.train.loop import Reporter
+from gptkit.train.loop import ForwardingReporter, Reporter
 
 FEW_PAIRS = 20  # below this many training pairs, a warning: DPO fits them at once and can drift far
 
@@ -111,33 +111,25 @@ class DPOObjective:
         return sample_text(model, self.tokenizer, ids)
 
 
-class KLWatch(Reporter):
-    """Forwards to `inner`; says once, at the start, what the `kl` figure means, and flags the
-    first `kl` or `val_kl` below `floor` with what such a value means."""
+class KLWatch(ForwardingReporter):
+    """Says once, at the start, what the `kl` figure means, and flags the first `kl` or `val_kl`
+    below `floor` with what such a value means."""
 
     def __init__(self, inner: Reporter, meaning: str, floor: float, alarm: str):
-        self.inner, self.meaning, self.floor, self.alarm = inner, meaning, floor, alarm
+        super().__init__(inner)
+        self.meaning, self.floor, self.alarm = meaning, floor, alarm
         self.flagged = False
 
     def start(self, total_steps: int, first_step: int, info: dict) -> None:
-        self.inner.start(total_steps, first_step, info)
+        super().start(total_steps, first_step, info)
         self.inner.message(self.meaning)
 
     def update(self, metrics: dict) -> None:
-        self.inner.update(metrics)
+        super().update(metrics)
         low = [metrics[k] for k in ("kl", "val_kl") if metrics.get(k, 0.0) < self.floor]
         if low and not self.flagged:
             self.flagged = True
             self.inner.message(f"warning: kl {low[0]:.1f} at step {metrics['step']}: {self.alarm}")
-
-    def sample(self, step: int, text: str) -> None:
-        self.inner.sample(step, text)
-
-    def message(self, text: str) -> None:
-        self.inner.message(text)
-
-    def finish(self) -> None:
-        self.inner.finish()
 
 
 DPO_KL_MEANING = ("kl: how far the policy has moved from the reference, as the change in log-probability of the "

@@ -119,6 +119,28 @@ class Reporter:
     def finish(self) -> None: ...
 
 
+class ForwardingReporter(Reporter):
+    """Passes every call on to `inner`; a subclass watches the calls it overrides (and calls super)."""
+
+    def __init__(self, inner: Reporter):
+        self.inner = inner
+
+    def start(self, total_steps: int, first_step: int, info: dict) -> None:
+        self.inner.start(total_steps, first_step, info)
+
+    def update(self, metrics: dict) -> None:
+        self.inner.update(metrics)
+
+    def sample(self, step: int, text: str) -> None:
+        self.inner.sample(step, text)
+
+    def message(self, text: str) -> None:
+        self.inner.message(text)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
 @torch.no_grad()
 def evaluate(model, objective, cfg: TrainConfig, dc: DeviceChoice) -> dict[str, float]:
     """Mean loss (and objective metrics) over cfg.eval_batches validation batches, fixed seed."""

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from gptkit.train.loop import Reporter
+from gptkit.train.loop import ForwardingReporter, Reporter
 
 PLAIN_EVERY_S = 30.0  # a plain progress line at most this often (and always the first and the last)
 
@@ -161,22 +161,20 @@ class JsonReporter(Reporter):
         self._emit({"event": "finish"})
 
 
-class PaceReporter(Reporter):
-    """Forwards everything to `inner`. Once `after` steps have run since the first update, it
-    calls `on_pace(seconds per step, step)` once and shows the text it returns as a message (the
-    first update is the starting line: it leaves out model building and first-step warm-up)."""
+class PaceReporter(ForwardingReporter):
+    """Once `after` steps have run since the first update, calls `on_pace(seconds per step, step)`
+    once and shows the text it returns as a message (the first update is the starting line: it
+    leaves out model building and first-step warm-up)."""
 
     def __init__(self, inner: Reporter, on_pace: Callable[[float, int], str | None], after: int = 16,
                  clock=time.monotonic):
-        self.inner, self.on_pace, self.after, self.clock = inner, on_pace, after, clock
+        super().__init__(inner)
+        self.on_pace, self.after, self.clock = on_pace, after, clock
         self.first: tuple[float, int] | None = None
         self.done = False
 
-    def start(self, total_steps: int, first_step: int, info: dict) -> None:
-        self.inner.start(total_steps, first_step, info)
-
     def update(self, metrics: dict) -> None:
-        self.inner.update(metrics)
+        super().update(metrics)
         now, step = self.clock(), metrics["step"]
         if self.first is None:
             self.first = (now, step)
@@ -185,15 +183,6 @@ class PaceReporter(Reporter):
             text = self.on_pace((now - self.first[0]) / (step - self.first[1]), step)
             if text:
                 self.inner.message(text)
-
-    def sample(self, step: int, text: str) -> None:
-        self.inner.sample(step, text)
-
-    def message(self, text: str) -> None:
-        self.inner.message(text)
-
-    def finish(self) -> None:
-        self.inner.finish()
 
 
 def make_reporter(title: str, as_json: bool) -> Reporter:
