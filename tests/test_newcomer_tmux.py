@@ -1,9 +1,10 @@
 """A newcomer's path after the quickstart, typed into a real terminal (tmux): list the
-checkpoints, rank answers with a tie, find the ranking in the logbook, tune on that one ranking
-(and be warned), ask for the leaderboard, compare the two models blind, and see the leaderboard.
+checkpoints, chat with both models side by side and then with a template, rank answers with a
+tie, find the ranking in the logbook, tune on that one ranking (and be warned), ask for the
+leaderboard, compare the two models blind, and see the leaderboard.
 
 The quickstart's checkpoints are stood in for by tiny random ones in the same places
-(checkpoints/quickstart/base and .../assistant); the chat part of the path has its own tmux test.
+(checkpoints/quickstart/base and .../assistant).
 """
 
 import re
@@ -52,6 +53,9 @@ class Terminal:
         subprocess.run([*self.tmux, "send-keys", "-t", "path", "-l", keys], check=True)
         subprocess.run([*self.tmux, "send-keys", "-t", "path", "Enter"], check=True)
 
+    def key(self, name: str) -> None:
+        subprocess.run([*self.tmux, "send-keys", "-t", "path", name], check=True)
+
     def run(self, command: str, timeout: float = 120.0) -> str:
         """Type a command at the shell and wait for it to end; returns what it printed."""
         self.commands += 1
@@ -81,6 +85,28 @@ def rank_the_prompt(terminal: Terminal, models: str, ordering: str, ranking_id: 
     return terminal.expect("RANKED=0")
 
 
+def chat_with_both_models(terminal: Terminal) -> None:
+    """Compare side by side, a hint with the session's real names, then the assistant with a
+    template, leaving it (its settings go back), and Ctrl-D."""
+    terminal.type("gptkit chat -m quickstart/base -m quickstart/assistant --max-tokens 6 --device cpu; "
+                  "echo CHATTED=$?")
+    terminal.expect("compare ›")
+    terminal.type("Explain the moon landing to a 6 year old.")
+    screen = terminal.expect("tok/s ─╯")
+    assert "base/step-000001 · base" in screen and "assistant/step-000001 · assistant" in screen, screen[-3000:]
+    terminal.type("/compare")
+    terminal.expect("e.g. /compare quickstart/base quickstart/assistant")
+    terminal.type("/mode assistant")
+    terminal.expect("mode assistant · quickstart/assistant")
+    terminal.type("/template few-shot")
+    terminal.expect("template few-shot: temperature 0.0")
+    terminal.type("What is the capital of Peru?")
+    terminal.type("/template off")
+    terminal.expect("template off · back to temperature 0.8")
+    terminal.key("C-d")
+    terminal.expect("CHATTED=0")
+
+
 def test_newcomer_path_in_tmux(tiny_checkpoints, tmp_path, isolated_home):
     checkpoints = tmp_path / "checkpoints"  # $GPTKIT_CHECKPOINTS (conftest)
     for kind in ("base", "assistant"):
@@ -92,10 +118,13 @@ def test_newcomer_path_in_tmux(tiny_checkpoints, tmp_path, isolated_home):
         listed = terminal.run("gptkit list")
         assert "quickstart/assistant  assistant  1" in listed and "quickstart/base" in listed
 
+        chat_with_both_models(terminal)
+
         rank_the_prompt(terminal, "-m quickstart/assistant -k 3", "2>1=3", 1)  # three answers, two tied
 
         logged = terminal.run("gptkit log")
         assert "rank" in logged and "In which town do Gemis's parents live?" in logged and "2>1=3 best:" in logged
+        assert "Explain the moon landing" in logged and "What is the capital of Peru?" in logged  # the chat turns
 
         tuned = terminal.run("gptkit rlhf -m quickstart/assistant --data logbook --max-steps 3 --batch-size 2 "
                              "--out checkpoints/policy --device cpu", timeout=180)
