@@ -247,7 +247,7 @@ def show_sft_mask(init_from, data, count: int = 3):
 
     if not init_from:
         raise UsageError("--show-mask needs -m/--model (its tokenizer renders the conversations)")
-    tok = load_tokenizer(resolve_checkpoint(init_from))
+    tok = load_tokenizer(resolve_checkpoint(init_from)).with_chat_tokens()  # as `sft` will
     console = Console()
     console.print("[bold green]green[/] = trained on (assistant tokens and their end-of-turn), [dim]dim[/] = context only")
     for messages in load_conversations(data)[:count]:
