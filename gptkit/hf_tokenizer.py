@@ -170,9 +170,10 @@ def tokenizer_from_tokenizer_json(path: Path, *, name: str) -> Tokenizer:
     pat_str = _split_pattern(path, spec.get("pre_tokenizer"))
     prefix_space = _prefix_space(path, spec.get("normalizer"))
     added = {t.get("content"): t.get("id") for t in spec.get("added_tokens") or [] if isinstance(t, dict)}
-    merges = [m.split(" ") if isinstance(m, str) else m for m in model.get("merges") or []]
+    merges = [(f"{path}: field 'model.merges[{i}]'", m.split(" ") if isinstance(m, str) else m)
+              for i, m in enumerate(model.get("merges") or [])]
     return _tokenizer_from_bpe(model["vocab"], merges, added, pat_str=pat_str, prefix_space=prefix_space,
-                               name=name, where=path)
+                               name=name, source=path)
 
 
 def _split_pattern(path: Path, pre) -> str:
@@ -205,16 +206,17 @@ def tokenizer_from_gpt2_files(vocab_path: Path, merges_path: Path, *, name: str)
     """A gptkit Tokenizer with the same ids as GPT-2 style vocab.json + merges.txt."""
     try:
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-        merges = [line.split(" ") for number, line in enumerate(merges_path.read_text(encoding="utf-8").splitlines())
-                  if line and not (number == 0 and line.startswith("#version"))]
+        lines = merges_path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise TokenizerError(f"{vocab_path.parent}: unreadable vocab.json/merges.txt ({e})") from None
+    merges = [(f"{merges_path}:{number}", line.split(" ")) for number, line in enumerate(lines, start=1)
+              if line and not (number == 1 and line.startswith("#version"))]
     return _tokenizer_from_bpe(vocab, merges, {}, pat_str=GPT2_SPLIT_PATTERN, prefix_space=False, name=name,
-                               where=merges_path)
+                               source=vocab_path)
 
 
-def _tokenizer_from_bpe(vocab, merges: list, added: dict, *, pat_str: str, prefix_space: bool, name: str,
-                        where: Path) -> Tokenizer:
+def _tokenizer_from_bpe(vocab, merges: list[tuple[str, list]], added: dict, *, pat_str: str, prefix_space: bool,
+                        name: str, source: Path) -> Tokenizer:
     """Mergeable ranks are the vocab ids of the 256 byte tokens and of each merge's result, so ids
     stay what the model's embedding rows expect; tiktoken merges by rank, so merge results must
     have increasing ids (true of GPT-2 and of anything HF `tokenizers` trains). Every other vocab
@@ -224,29 +226,29 @@ def _tokenizer_from_bpe(vocab, merges: list, added: dict, *, pat_str: str, prefi
     import tiktoken
 
     if not isinstance(vocab, dict) or not all(type(i) is int and i >= 0 for i in vocab.values()):
-        raise TokenizerError(f"{where}: vocab: expected an object of token -> non-negative integer id")
+        raise TokenizerError(f"{source}: vocab: expected an object of token -> non-negative integer id")
     if not all(isinstance(t, str) and type(i) is int and vocab.get(t, i) == i for t, i in added.items()):
-        raise TokenizerError(f"{where}: field 'added_tokens': expected contents with ids that agree with the vocab")
+        raise TokenizerError(f"{source}: field 'added_tokens': expected contents with ids that agree with the vocab")
     vocab = {**vocab, **added}
     if len(set(vocab.values())) != len(vocab):
-        raise TokenizerError(f"{where}: vocab: two tokens share an id")
+        raise TokenizerError(f"{source}: vocab: two tokens share an id")
     byte_of = {ch: b for b, ch in byte_level_chars().items()}
     ranks: dict[bytes, int] = {}
     for ch, b in byte_of.items():
         if ch not in vocab:
-            raise TokenizerError(f"{where}: vocab: byte token {ch!r} (byte {b}) missing; not a byte-level BPE")
+            raise TokenizerError(f"{source}: vocab: byte token {ch!r} (byte {b}) missing; not a byte-level BPE")
         ranks[bytes([b])] = vocab[ch]
     mergeable = set(byte_of)
     last_id = -1
-    for number, parts in enumerate(merges, start=1):
-        token = "".join(parts) if isinstance(parts, list) and all(isinstance(p, str) for p in parts) else ""
-        if len(parts) != 2 or token not in vocab or token in added or not all(c in byte_of for c in token):
-            raise TokenizerError(f"{where}: merge {number}: expected two byte-level tokens whose join is in the "
-                                 f"vocab, got {parts!r}")
+    for where, parts in merges:
+        pair = isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, str) for p in parts)
+        token = "".join(parts) if pair else ""
+        if not pair or token not in vocab or token in added or not all(c in byte_of for c in token):
+            raise TokenizerError(f"{where}: expected two byte-level tokens whose join is in the vocab, got {parts!r}")
         if token in mergeable:
             continue
         if vocab[token] <= last_id:
-            raise TokenizerError(f"{where}: merge {number}: result {token!r} has id {vocab[token]}, below an earlier "
+            raise TokenizerError(f"{where}: merge result {token!r} has id {vocab[token]}, below an earlier "
                                  f"merge's {last_id}; tiktoken needs ids in merge order (pass --tokenizer)")
         last_id = vocab[token]
         ranks[bytes(byte_of[c] for c in token)] = vocab[token]
@@ -254,9 +256,9 @@ def _tokenizer_from_bpe(vocab, merges: list, added: dict, *, pat_str: str, prefi
     special = {token: i for token, i in vocab.items() if token not in mergeable}
     special.setdefault(DOCUMENT_TOKEN, max(vocab.values()) + 1)
     if len({t in special for t in CHAT_TOKENS}) > 1:
-        raise TokenizerError(f"{where}: has only some of gptkit's chat tokens {', '.join(CHAT_TOKENS)}")
+        raise TokenizerError(f"{source}: has only some of gptkit's chat tokens {', '.join(CHAT_TOKENS)}")
     try:
         encoding = tiktoken.Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special)
     except ValueError as e:
-        raise TokenizerError(f"{where}: split pattern is not a regex tiktoken accepts ({e})") from None
+        raise TokenizerError(f"{source}: split pattern is not a regex tiktoken accepts ({e})") from None
     return Tokenizer(encoding, name, prefix_space=prefix_space)

@@ -21,7 +21,7 @@ from gptkit.checkpoint import FILE_MODE, load_checkpoint, save_checkpoint  # noq
 from gptkit.cli import cli  # noqa: E402
 from gptkit.errors import CheckpointError, TokenizerError  # noqa: E402
 from gptkit.hf import export_hf, import_hf  # noqa: E402
-from gptkit.hf_tokenizer import GPT2_SPLIT_PATTERN, tokenizer_from_gpt2_files  # noqa: E402
+from gptkit.hf_tokenizer import GPT2_SPLIT_PATTERN, tokenizer_from_gpt2_files, tokenizer_from_tokenizer_json  # noqa: E402,E501
 from gptkit.model import GPT, GPTConfig, pad_vocab  # noqa: E402
 from gptkit.tokenizer import SPECIAL_TOKENS, Tokenizer  # noqa: E402
 
@@ -306,6 +306,20 @@ def test_import_reads_a_folder_with_tokenizer_json_only(hf_model_dir, bpe_pair, 
     assert from_json.encoding._pat_str == from_pair.encoding._pat_str and not from_json.prefix_space
     for text in SAMPLES:
         assert from_json.encode(text) == bpe_pair[0].encode(text).ids
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda spec: spec.update(pre_tokenizer={"type": "Metaspace", "replacement": "_"}), "field 'pre_tokenizer'"),
+    (lambda spec: spec.update(normalizer={"type": "NFKC"}), "field 'normalizer'"),
+    (lambda spec: spec["model"].update(merges=[["a"]]), r"field 'model.merges\[0\]': expected two byte-level"),
+    (lambda spec: spec["model"].update(type="WordPiece"), "byte-level BPE tokenizers only"),
+])
+def test_tokenizer_json_gptkit_cannot_reproduce_is_refused(bpe_pair, tmp_path, edit, message):
+    spec = json.loads(bpe_pair[0]._tokenizer.to_str())
+    edit(spec)
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(TokenizerError, match=message):
+        tokenizer_from_tokenizer_json(tmp_path / "tokenizer.json", name="x")
 
 
 def test_hf_to_gptkit_to_hf_keeps_vocabulary_weights_and_tokenizer(hf_model_dir, bpe_pair, tmp_path):
