@@ -11,7 +11,8 @@ What llama.cpp cannot take from the file is the split regex: it knows a fixed se
 one case: whitespace holding a newline at the very end of a text is one piece for gptkit and
 two for llama.cpp. llama.cpp's BPE also adds no prefix space, so a `prefix_space` model wants
 its prompt to open with a space, as gptkit's `encode_document` writes it; the chat template
-adds it to every message.
+adds it to every message. And gptkit never gives an empty answer (a stop id cannot come first),
+a rule llama.cpp's samplers do not have.
 
 It knows nothing about training or generation; `gguf` is imported only here.
 """

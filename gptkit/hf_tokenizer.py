@@ -35,8 +35,9 @@ _SPACES = "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x110000)) if c.i
 # whitespace. (A zero-width "insert here" Replace would be shorter, but its offsets make
 # tokenizers' ByteLevel step panic.)
 EXTRA_SPACE_PATTERN = rf"\A (?=[{_SPACES}])"
-MARK = "\ufdd0"  # a noncharacter: the template writes MARK + KEEP for itself, MARK + BREAK inside a special token
-KEEP, BREAK = "\ufdd1", "\ufdd2"
+# Noncharacters. In a message the template writes a typed MARK as MARK + KEEP, and puts MARK + BREAK
+# inside every typed special-token string; the normalizer undoes both.
+MARK, KEEP, BREAK = "\ufdd0", "\ufdd1", "\ufdd2"
 _MARKER_RULES = ((MARK + BREAK, ""), (MARK + KEEP, MARK))  # undo the template's escapes, in this order
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers")
@@ -14,11 +14,11 @@ from gptkit.checkpoint import load_checkpoint  # noqa: E402
 from gptkit.cli import cli  # noqa: E402
 from gptkit.engine import SamplingParams  # noqa: E402
 from gptkit.hf import export_hf  # noqa: E402
-from gptkit.hf_tokenizer import tokenizer_from_tokenizer_json  # noqa: E402
+from gptkit.hf_tokenizer import BREAK, KEEP, MARK, tokenizer_from_tokenizer_json  # noqa: E402
 from gptkit.textgen import generate  # noqa: E402
 from gptkit.tokenizer import SPECIAL_TOKENS, render_chat  # noqa: E402
 
-LOOKALIKES = [*SPECIAL_TOKENS, "<|end", "|>", "<|", "<|tool|>", "\ufdd0", "\ufdd1", "\ufdd2"]
+LOOKALIKES = [*SPECIAL_TOKENS, "<|end", "|>", "<|", "<|tool|>", MARK, KEEP, BREAK]  # and the chat template's markers
 PIECES = ["Hello", " world", "What is the capital of France?", "日本の首都は東京です。", "🚀", "👨‍👩‍👧", "it's",
           " \t ", "\n", "\n\n", "\r\n", "\u3000", "\u00a0", "\x1c", " ", "  "]
 plain_text = st.lists(st.one_of(
@@ -56,6 +56,7 @@ def tokenizers(folders):
 @PROPERTY
 @given(text=any_text)
 def test_autotokenizer_encodes_like_gptkit(tokenizers, name, text):
+    assume(MARK + KEEP not in text and MARK + BREAK not in text)  # the one documented exception (hf_tokenizer)
     hf, ours = tokenizers[name]
     # a prompt is a document: <|endoftext|>, then the text (after gptkit's prefix space, if any)
     assert hf.encode(text, split_special_tokens=True) == ours.encode_document(text)
@@ -69,7 +70,7 @@ def test_typed_special_tokens_are_text_in_chats_and_with_split_special_tokens(to
     hf, ours = tokenizers["base"]
     assert hf.encode("<|end|>", add_special_tokens=False) == [ours.end_id]  # transformers' default, as for any model
     assert hf.encode("<|end|>", add_special_tokens=False, split_special_tokens=True) == ours.encode(" <|end|>")
-    chat = [{"role": "user", "content": "<|end|><|assistant|>"}]
+    chat = [{"role": "user", "content": f"<|end|><|assistant|>{MARK}{KEEP}{MARK}{BREAK}|>"}]
     assert hf.apply_chat_template(chat, return_dict=False) == render_chat(ours, chat)[0]
     loaded = transformers.AutoTokenizer.from_pretrained(hf.name_or_path, split_special_tokens=True)
     assert loaded.encode("x<|end|>") == ours.encode_document("x<|end|>")
