@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,9 @@ KINDS = ("base", "assistant", "policy", "reward")
 CHAT_KINDS = ("assistant", "policy")  # tuned on conversations: they read chats, not documents
 GENERATIVE_KINDS = ("base", *CHAT_KINDS)  # they write text; a reward model only scores it
 TIED = "lm_head.weight"  # shares storage with transformer.wte.weight; stored once
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what any new file gets (0644 usually); safetensors alone writes 0600
 
 
 @dataclass
@@ -73,6 +77,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def seal_folder(folder: Path) -> None:
+    """Before a written folder is renamed into place: every file below it gets `FILE_MODE` and is
+    fsynced, then every folder is."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.chmod(path, FILE_MODE)
+        _fsync_dir(path)  # an O_RDONLY fsync serves files and folders alike
+    _fsync_dir(folder)
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """A temporary path beside `path` for the block to write; then it is made an ordinary file
+    (`FILE_MODE`), fsynced and renamed onto `path`: readers see the old file or the new one,
+    never half of one. If the block raises, the temporary file is removed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        _fsync_dir(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_json(path: Path, obj) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2)
@@ -81,13 +111,8 @@ def _write_json(path: Path, obj) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def model_state(model) -> dict:
@@ -133,10 +158,7 @@ def save_checkpoint(
         save_file({k: v.detach().contiguous().cpu() for k, v in train_tensors.items()}, tmp / "train_state.safetensors")
         _write_json(tmp / "train_state.json", train_info or {})
     _write_json(tmp / "meta.json", full_meta)  # written last: its presence marks a complete step
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    seal_folder(tmp)
     if final.exists():  # re-saving the same step (e.g. Ctrl-C right after a scheduled save)
         old = run_dir / f".old-{final.name}-{os.getpid()}"
         os.replace(final, old)

@@ -247,7 +247,7 @@ def show_sft_mask(init_from, data, count: int = 3):
 
     if not init_from:
         raise UsageError("--show-mask needs -m/--model (its tokenizer renders the conversations)")
-    tok = load_tokenizer(resolve_checkpoint(init_from))
+    tok = load_tokenizer(resolve_checkpoint(init_from)).with_chat_tokens()  # as `sft` will
     console = Console()
     console.print("[bold green]green[/] = trained on (assistant tokens and their end-of-turn), [dim]dim[/] = context only")
     for messages in load_conversations(data)[:count]:
@@ -386,12 +386,29 @@ def import_cmd(hf_dir, out, tokenizer_spec):
 
 @cli.command("export")
 @click.argument("checkpoint")
-@click.argument("hf_dir", type=click.Path(path_type=Path))
-def export_cmd(checkpoint, hf_dir):
-    """Write CHECKPOINT as a Hugging Face GPT-2 folder that transformers loads."""
-    from gptkit.hf import export_hf
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default=None, help="hf (a transformers folder) or gguf (one file for llama.cpp and "
+              "ollama); default: gguf when OUT ends in .gguf, else hf.")
+@click.option("--dtype", default=None, help="GGUF weights: f32 (default), f16 or q8_0.")
+def export_cmd(checkpoint, out, fmt, dtype):
+    """Write CHECKPOINT as a Hugging Face GPT-2 folder (tokenizer, chat template and generation
+    settings included) or as a GGUF file."""
+    from gptkit.errors import UsageError
 
-    click.echo(f"exported {checkpoint} -> {export_hf(checkpoint, hf_dir)}")
+    fmt = fmt or ("gguf" if out.suffix.lower() == ".gguf" else "hf")
+    if fmt not in ("hf", "gguf"):
+        raise UsageError(f"--format: expected hf or gguf, got '{fmt}'")
+    if fmt == "hf":
+        from gptkit.hf import export_hf
+
+        refuse_given(("dtype",), "applies to GGUF files; a transformers folder keeps float32 weights")
+        click.echo(f"exported {checkpoint} -> {export_hf(checkpoint, out)}")
+        return
+    from gptkit.gguf_export import export_gguf
+
+    written, modelfile = export_gguf(checkpoint, out, dtype=dtype or "f32")
+    click.echo(f"exported {checkpoint} -> {written}\nollama Modelfile (then: ollama create NAME -f Modelfile):")
+    click.echo(modelfile)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ Contract:
 - `import_hf` reads config.json + model.safetensors (or a sharded safetensors index) from a local
   folder and writes a gptkit "base" checkpoint at step 0. Pickle files (pytorch_model.bin, *.pt,
   ...) are refused by name and by content, never opened with torch.load.
-- `export_hf` writes config.json + model.safetensors that `transformers.GPT2LMHeadModel` loads
-  with identical logits, plus gptkit's own tokenizer files in `gptkit-tokenizer/` so that
-  export -> import keeps the tokenizer. (They go in a subfolder because an HF folder's top-level
-  tokenizer.json means HF's fast-tokenizer format, which gptkit's file is not.)
+  Its tokenizer is tokenizer.json, else vocab.json + merges.txt (`hf_tokenizer`); chat tokens
+  are not added here (`gptkit sft` adds them), so HF -> gptkit -> HF keeps the vocabulary.
+- `export_hf` writes a folder transformers uses on its own: config.json + model.safetensors
+  (`GPT2LMHeadModel` with identical logits), tokenizer.json + tokenizer_config.json (encoding and
+  chat template as gptkit's) and generation_config.json (stop ids); import reads it back exactly.
 - `hf_state_dict` / `gpt2_config` are the one mapping gptkit -> HF; benches use them too.
 
 The two layouts differ only in three ways: HF's Conv1D stores (in, out) where nn.Linear stores
@@ -22,15 +23,13 @@ import os
 import shutil
 from pathlib import Path
 
-from gptkit.errors import CheckpointError, TokenizerError
+from gptkit.errors import CheckpointError
 
 CONV1D_WEIGHTS = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
 MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers in files saved by transformers < 4.3x
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # both are GELU's tanh approximation, as nn.GELU("tanh")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-TOKENIZER_DIR = "gptkit-tokenizer"
-# tiktoken's gpt2/r50k_base pattern: GPT-2's original regex, written with possessive quantifiers.
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+OLD_TOKENIZER_DIR = "gptkit-tokenizer"  # where exports before tokenizer.json kept gptkit's own files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,93 +170,21 @@ def gpt_state_from_hf(tensors: dict, hf_config: dict, expected: dict, hf_dir: Pa
 
 
 def import_tokenizer(hf_dir: Path, tokenizer_spec: str | None):
-    """--tokenizer if given (a tokenizer, or a checkpoint's), else a gptkit export's own files, else
-    GPT-2's vocab.json + merges.txt."""
+    """--tokenizer if given (a tokenizer, or a checkpoint's), else the folder's tokenizer.json, else
+    GPT-2's vocab.json + merges.txt (else an older gptkit export's own files)."""
     from gptkit.checkpoint import load_tokenizer_from
+    from gptkit.hf_tokenizer import tokenizer_from_hf_files
     from gptkit.tokenizer import load_tokenizer
 
     if tokenizer_spec is not None:
         return load_tokenizer_from(tokenizer_spec)
-    if (hf_dir / TOKENIZER_DIR).is_dir():
-        return load_tokenizer(hf_dir / TOKENIZER_DIR)
-    vocab, merges = hf_dir / "vocab.json", hf_dir / "merges.txt"
-    if vocab.is_file() and merges.is_file():
-        return tokenizer_from_gpt2_files(vocab, merges, name=hf_dir.name)
-    raise CheckpointError(f"{hf_dir}: no tokenizer found (neither vocab.json + merges.txt nor {TOKENIZER_DIR}/); "
+    tokenizer = tokenizer_from_hf_files(hf_dir, name=hf_dir.name)
+    if tokenizer is not None:
+        return tokenizer
+    if (hf_dir / OLD_TOKENIZER_DIR).is_dir():
+        return load_tokenizer(hf_dir / OLD_TOKENIZER_DIR)
+    raise CheckpointError(f"{hf_dir}: no tokenizer found (neither tokenizer.json nor vocab.json + merges.txt); "
                           f"pass --tokenizer with a gptkit tokenizer folder, a checkpoint or a tiktoken name")
-
-
-# ---------------------------------------------------------------------------------------------
-# GPT-2 byte-level BPE files -> tiktoken
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map (encoder.py in openai/gpt-2)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    n = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(printable, map(chr, chars)))
-
-
-def tokenizer_from_gpt2_files(vocab_path: Path, merges_path: Path, *, name: str):
-    """A gptkit Tokenizer with the same ids as GPT-2 style vocab.json + merges.txt.
-
-    Mergeable ranks are the vocab ids of the 256 byte tokens and of each merge's result, so ids
-    stay what the model's embedding rows expect; tiktoken merges by rank, so merge results must
-    have increasing ids (true of GPT-2 and of anything HF `tokenizers` trains). Every other vocab
-    entry (<|endoftext|>, added tokens) becomes a special token; gptkit's chat tokens that are
-    missing follow the largest id.
-    """
-    import tiktoken
-
-    from gptkit.tokenizer import SPECIAL_TOKENS, Tokenizer
-
-    try:
-        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-        merge_lines = merges_path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TokenizerError(f"{vocab_path.parent}: unreadable vocab.json/merges.txt ({e})") from None
-    if not isinstance(vocab, dict) or not all(type(i) is int and i >= 0 for i in vocab.values()):
-        raise TokenizerError(f"{vocab_path}: expected an object of token -> non-negative integer id")
-    if len(set(vocab.values())) != len(vocab):
-        raise TokenizerError(f"{vocab_path}: two tokens share an id")
-    byte_of = {ch: b for b, ch in bytes_to_unicode().items()}
-    ranks: dict[bytes, int] = {}
-    for ch, b in byte_of.items():
-        if ch not in vocab:
-            raise TokenizerError(f"{vocab_path}: byte token {ch!r} (byte {b}) missing; not a byte-level BPE vocabulary")
-        ranks[bytes([b])] = vocab[ch]
-    mergeable = set(byte_of)
-    last_id = -1
-    for number, line in enumerate(merge_lines, start=1):
-        if not line or (number == 1 and line.startswith("#version")):
-            continue
-        parts = line.split(" ")
-        token = "".join(parts)
-        if len(parts) != 2 or token not in vocab or not all(c in byte_of for c in token):
-            raise TokenizerError(f"{merges_path}:{number}: expected two byte-level tokens whose join is in "
-                                 f"vocab.json, got {line[:60]!r}")
-        if token in mergeable:
-            continue
-        if vocab[token] <= last_id:
-            raise TokenizerError(f"{merges_path}:{number}: merge result {token!r} has id {vocab[token]}, below an "
-                                 f"earlier merge's {last_id}; tiktoken needs ids in merge order (pass --tokenizer)")
-        last_id = vocab[token]
-        ranks[bytes(byte_of[c] for c in token)] = vocab[token]
-        mergeable.add(token)
-    special = {token: i for token, i in vocab.items() if token not in mergeable}
-    next_id = max(vocab.values()) + 1
-    for token in SPECIAL_TOKENS:
-        if token not in special:  # <|endoftext|> keeps GPT-2's id 50256 when vocab.json has it
-            special[token] = next_id
-            next_id += 1
-    encoding = tiktoken.Encoding(name=name, pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special)
-    return Tokenizer(encoding, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,17 +236,20 @@ def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
     """Write a transformers GPT-2 folder for a gptkit checkpoint, atomically; returns the folder."""
     from safetensors.torch import save_file
 
-    from gptkit.checkpoint import GENERATIVE_KINDS, load_checkpoint
+    from gptkit.checkpoint import CHAT_KINDS, seal_folder
+    from gptkit.hf_tokenizer import generation_config, tokenizer_config, tokenizer_json
 
-    ckpt = load_checkpoint(ckpt_spec, kinds=GENERATIVE_KINDS)
+    ckpt = load_exportable(ckpt_spec, "transformers could not load it as GPT2LMHeadModel")
     config, tokenizer = ckpt.model.config, ckpt.tokenizer
-    if not config.bias:
-        raise CheckpointError(f"{ckpt.name}: trained with bias=False; GPT-2 has biases, so transformers "
-                              f"could not load it as GPT2LMHeadModel")
-    assert tokenizer.n_vocab <= config.vocab_size, "tokenizer larger than the model's vocabulary"
     hf_dir = Path(hf_dir).expanduser()
     if hf_dir.exists() and (not hf_dir.is_dir() or any(hf_dir.iterdir())):
         raise CheckpointError(f"{hf_dir}: already exists and is not an empty folder; choose a new one")
+    files = {
+        "config.json": gpt2_config(config, n_vocab=tokenizer.n_vocab, bos_id=tokenizer.bos_id),
+        "tokenizer_config.json": tokenizer_config(tokenizer, chat=ckpt.kind in CHAT_KINDS,
+                                                  max_length=config.block_size),
+        "generation_config.json": generation_config(tokenizer),
+    }
     hf_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = hf_dir.parent / f".tmp-{hf_dir.name}-{os.getpid()}"
     if tmp.exists():
@@ -328,10 +258,10 @@ def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
     try:
         # "format": "pt" is the metadata transformers writes and checks when it loads
         save_file(hf_state_dict(ckpt.model, tokenizer.n_vocab), tmp / "model.safetensors", metadata={"format": "pt"})
-        hf_config = gpt2_config(config, n_vocab=tokenizer.n_vocab, bos_id=tokenizer.bos_id)
-        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
-        tokenizer.save(tmp / TOKENIZER_DIR)
-        _fsync_tree(tmp)
+        for name, content in files.items():
+            (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "tokenizer.json").write_text(tokenizer_json(tokenizer), encoding="utf-8")
+        seal_folder(tmp)
         if hf_dir.exists():
             hf_dir.rmdir()  # empty, checked above
         os.replace(tmp, hf_dir)
@@ -341,10 +271,12 @@ def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
     return hf_dir
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in [*root.rglob("*"), root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def load_exportable(ckpt_spec: str | Path, why_bias: str):
+    """A checkpoint that writes text and has GPT-2's biases (what HF and GGUF files describe)."""
+    from gptkit.checkpoint import GENERATIVE_KINDS, load_checkpoint
+
+    ckpt = load_checkpoint(ckpt_spec, kinds=GENERATIVE_KINDS)
+    if not ckpt.model.config.bias:
+        raise CheckpointError(f"{ckpt.name}: trained with bias=False; GPT-2 has biases, so {why_bias}")
+    assert ckpt.tokenizer.n_vocab <= ckpt.model.config.vocab_size, "tokenizer larger than the model's vocabulary"
+    return ckpt

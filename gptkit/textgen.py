@@ -38,11 +38,6 @@ def prompt_ids(tokenizer, kind: str, prompt: str | list[dict]) -> list[int]:
     return render_chat(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)[0]
 
 
-def stop_ids_for(tokenizer) -> tuple[int, ...]:
-    """End of turn for assistants, end of document for base models: either ends a generation."""
-    return (tokenizer.end_id, tokenizer.bos_id)
-
-
 def cut_at_stop(text: str, stop_strings: tuple[str, ...]) -> tuple[str, bool]:
     """(text before the earliest stop string, whether one was found)."""
     cut = min((i for i in (text.find(s) for s in stop_strings if s) if i >= 0), default=-1)
@@ -108,7 +103,7 @@ def generate_ids(
     seeds = [pick_seed(params.seed if s is None else s)
              for s in (seeds if seeds is not None else [params.seed] * len(prompts))]
     assert len(seeds) == len(prompts), f"{len(seeds)} seeds for {len(prompts)} prompts"
-    end_ids = stop_ids_for(tokenizer)
+    end_ids = tokenizer.stop_ids
     streamed: dict[tuple[int, int], list[int]] = {}  # (prompt, sample) -> its tokens so far, when streaming
     emitted: dict[tuple[int, int], int] = {}  # characters already passed to on_text
 

@@ -3,7 +3,9 @@
 Owns:
 - `Tokenizer`: encoding/decoding at run time (always tiktoken). User text is ordinary text:
   typing "<|endoftext|>" never yields a special id; special ids come only from `render_chat`
-  and `encode_document`.
+  and `encode_document`. Every tokenizer has <|endoftext|>; the chat tokens come as a set, held
+  by tokenizers gptkit trains and added to an imported one when it is fine-tuned into an
+  assistant (`with_chat_tokens`), never behind the user's back.
 - `load_tokenizer`: a saved tokenizer folder (tokenizer.json + tokenizer.tiktoken) or a
   standard tiktoken encoding, offline only: a standard encoding that tiktoken would have to
   download is refused with a `TokenizerError`, never fetched.
@@ -40,6 +42,8 @@ SPLIT_PATTERN = (
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 SPECIAL_TOKENS = ("<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+DOCUMENT_TOKEN = SPECIAL_TOKENS[0]  # opens every document: the one special token every tokenizer has
+CHAT_TOKENS = SPECIAL_TOKENS[1:]
 ROLES = ("system", "user", "assistant")
 
 FORMAT = "gptkit-tokenizer"
@@ -52,8 +56,9 @@ class Tokenizer:
     """A tiktoken Encoding that holds gptkit's special tokens; immutable once built."""
 
     def __init__(self, encoding: tiktoken.Encoding, name: str, prefix_space: bool = False):
-        missing = [t for t in SPECIAL_TOKENS if t not in encoding.special_tokens_set]
-        assert not missing, f"encoding {encoding.name!r} lacks special tokens {missing}"
+        assert DOCUMENT_TOKEN in encoding.special_tokens_set, f"encoding {encoding.name!r} lacks {DOCUMENT_TOKEN}"
+        chat = [t in encoding.special_tokens_set for t in CHAT_TOKENS]
+        assert all(chat) or not any(chat), f"encoding {encoding.name!r} has only some of {CHAT_TOKENS}"
         self.encoding = encoding
         self.name = name
         # SentencePiece's "dummy prefix": a document or message that starts with a word is read as
@@ -63,14 +68,27 @@ class Tokenizer:
         self.n_vocab = encoding.n_vocab
         self._special_ids = {t: encoding.encode_single_token(t) for t in encoding.special_tokens_set}
         self._special_strings = {i: t for t, i in self._special_ids.items()}
-        self.bos_id = self._special_ids["<|endoftext|>"]
-        self.end_id = self._special_ids["<|end|>"]
+        self.bos_id = self._special_ids[DOCUMENT_TOKEN]
+        self.end_id = self._special_ids.get("<|end|>")  # None: no chat tokens (an imported base model)
+        self.has_chat_tokens = self.end_id is not None
+        # what ends a generation: end of turn (assistants), end of document (everyone)
+        self.stop_ids = (self.end_id, self.bos_id) if self.has_chat_tokens else (self.bos_id,)
 
     def __repr__(self) -> str:
         return f"Tokenizer(name={self.name!r}, n_vocab={self.n_vocab})"
 
     def special_id(self, token: str) -> int:
         return self._special_ids[token]
+
+    def with_chat_tokens(self) -> "Tokenizer":
+        """This tokenizer, or a copy with the chat tokens appended after its largest id."""
+        if self.has_chat_tokens:
+            return self
+        special = dict(self.encoding._special_tokens)
+        special.update({t: self.n_vocab + i for i, t in enumerate(CHAT_TOKENS)})
+        encoding = tiktoken.Encoding(name=self.name, pat_str=self.encoding._pat_str,
+                                     mergeable_ranks=self.encoding._mergeable_ranks, special_tokens=special)
+        return Tokenizer(encoding, self.name, prefix_space=self.prefix_space)
 
     def is_special(self, token_id: int) -> bool:
         return token_id in self._special_strings
@@ -191,9 +209,10 @@ def _read_meta(meta_path: Path) -> dict:
     special = meta.get("special_tokens")
     if (not isinstance(special, dict)
             or not all(type(i) is int and i >= 0 for i in special.values())
-            or not all(t in special for t in SPECIAL_TOKENS)):
+            or DOCUMENT_TOKEN not in special
+            or len({t in special for t in CHAT_TOKENS}) > 1):
         raise TokenizerError(f"{meta_path}: field 'special_tokens': expected {{token: id}} with non-negative "
-                             f"integer ids for all of {', '.join(SPECIAL_TOKENS)}")
+                             f"integer ids for {DOCUMENT_TOKEN} and for all or none of {', '.join(CHAT_TOKENS)}")
     return meta
 
 
@@ -360,7 +379,7 @@ def _counted(texts: Iterable[str], seen: dict) -> Iterator[str]:
 
 def _merges_to_ranks(merges: list) -> dict[bytes, int]:
     """HF byte-level merges (in priority order) -> tiktoken ranks: bytes first, then one per merge."""
-    char_to_byte = {c: b for b, c in _byte_level_chars().items()}
+    char_to_byte = {c: b for b, c in byte_level_chars().items()}
     ranks = {bytes([b]): b for b in range(256)}
     for merge in merges:
         left, right = merge.split(" ") if isinstance(merge, str) else merge
@@ -370,7 +389,7 @@ def _merges_to_ranks(merges: list) -> dict[bytes, int]:
     return ranks
 
 
-def _byte_level_chars() -> dict[int, str]:
+def byte_level_chars() -> dict[int, str]:
     """GPT-2's byte -> printable character table, which HF's ByteLevel pre-tokenizer uses."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     shifted = [b for b in range(256) if b not in printable]
@@ -388,6 +407,9 @@ def render_chat(tok: Tokenizer, messages: list[dict], *,
     ids = [bos] + per message: [<|role|>] + encode_start(content) + [<|end|>]; with
     `add_generation_prompt`, a final [<|assistant|>] asks the model for the next answer.
     """
+    if not tok.has_chat_tokens:
+        raise TokenizerError(f"tokenizer '{tok.name}' has no chat tokens ({', '.join(CHAT_TOKENS)}): it belongs "
+                             f"to a base model; `gptkit sft` adds them when it makes the model an assistant")
     ids, mask = [tok.bos_id], [0]
     for i, message in enumerate(messages):
         role, content = _checked_message(i, message)

@@ -52,3 +52,45 @@ def make_tiny_checkpoints(root):
 def tiny_checkpoints(tmp_path_factory):
     """{"base": step folder, "assistant": step folder} shared by the whole session (read-only)."""
     return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
+
+
+def make_trained_checkpoints(root):
+    """A prefix-space tokenizer and `tiny` GPTs trained for a few seconds: a base on TINY_CORPUS and
+    an assistant fine-tuned from it on the corpus' questions as chats. Greedy decoding then writes
+    varied tokens and the assistant ends answers with <|end|> (random weights repeat one token
+    forever), which is what comparing generations token by token with another runtime needs.
+    """
+    import re
+
+    import torch
+
+    from gptkit.checkpoint import save_checkpoint
+    from gptkit.data.chat import pad_batch
+    from gptkit.model import GPT, config_for
+    from gptkit.tokenizer import render_chat, train_tokenizer
+
+    tok = train_tokenizer(TINY_CORPUS, 320, name="trained", prefix_space=True)
+    chats = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+             for q, a in re.findall(r"Q: (.*)\nA: (.*)\n", "\n".join(TINY_CORPUS[:4]))]
+    documents = [tok.encode_document(text) for text in TINY_CORPUS[:4] + TINY_CORPUS[-2:]]
+    examples = {"base": [(ids, [1] * len(ids)) for ids in documents], "assistant": [render_chat(tok, c) for c in chats]}
+    out = {}
+    torch.manual_seed(0)
+    model = GPT(config_for("tiny", tok.n_vocab))
+    for kind in ("base", "assistant"):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        x, y, mask = pad_batch(examples[kind], tok.bos_id)
+        for _ in range(60):
+            optimizer.zero_grad()
+            model(x, y, loss_mask=mask).backward()
+            optimizer.step()
+        parent = None if kind == "base" else "base/step-000060"
+        out[kind] = save_checkpoint(root / kind, model=model.eval(), tokenizer=tok,
+                                    meta={"kind": kind, "step": 60, "tokens_seen": 0, "parent": parent})
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoints(tmp_path_factory):
+    """{"base": step folder, "assistant": step folder}, trained (see `make_trained_checkpoints`)."""
+    return make_trained_checkpoints(tmp_path_factory.mktemp("trained_ckpts"))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, KINDS, load_checkpoint, peek_kind, resolve_checkpoint
+from gptkit.checkpoint import (CHAT_KINDS, FILE_MODE, GENERATIVE_KINDS, KINDS, atomic_path, load_checkpoint, peek_kind,
+                               resolve_checkpoint)
 from gptkit.errors import CheckpointError
 
 
@@ -94,3 +95,22 @@ def test_a_name_not_found_says_where_it_looked_and_suggests_close_names(tiny_che
     assert str(err.value) == (f"checkpoint 'quickstart/assistant' not found: looked for the path 'quickstart/assistant' "
                               f"and in {elsewhere / 'checkpoints'} ($GPTKIT_CHECKPOINTS is not set, so ./checkpoints "
                               f"of {elsewhere}), which does not exist")
+
+
+def test_saved_files_are_ordinary_files(tiny_checkpoints):
+    """safetensors creates its files 0600; a saved step's files get the mode of any new file."""
+    assert {p.name: p.stat().st_mode & 0o777 for p in tiny_checkpoints["base"].iterdir()} == {
+        p.name: FILE_MODE for p in tiny_checkpoints["base"].iterdir()}
+
+
+def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "model.gguf"
+    target.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half", encoding="utf-8")
+            raise RuntimeError("disk full")
+    assert target.read_text(encoding="utf-8") == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new", encoding="utf-8")
+    assert target.read_text(encoding="utf-8") == "new" and target.stat().st_mode & 0o777 == FILE_MODE

@@ -1,21 +1,27 @@
 """HF GPT-2 interop: import/export against real transformers models, pickles refused, GPT-2 BPE files."""
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import tiktoken
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 transformers = pytest.importorskip("transformers")
 from tokenizers import ByteLevelBPETokenizer  # noqa: E402
 
-from gptkit.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.checkpoint import FILE_MODE, load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.cli import cli  # noqa: E402
 from gptkit.errors import CheckpointError, TokenizerError  # noqa: E402
-from gptkit.hf import GPT2_SPLIT_PATTERN, TOKENIZER_DIR, export_hf, import_hf, tokenizer_from_gpt2_files  # noqa: E402
+from gptkit.hf import export_hf, import_hf  # noqa: E402
+from gptkit.hf_tokenizer import GPT2_SPLIT_PATTERN, tokenizer_from_gpt2_files, tokenizer_from_tokenizer_json  # noqa: E402,E501
 from gptkit.model import GPT, GPTConfig, pad_vocab  # noqa: E402
 from gptkit.tokenizer import SPECIAL_TOKENS, Tokenizer  # noqa: E402
 
@@ -117,7 +123,7 @@ def test_import_matches_transformers_logits(hf_model_dir, tmp_path):
     ours = gpt_forward(ckpt.model, ids)
     torch.testing.assert_close(ours[..., :n], hf_forward(hf, ids), atol=1e-4, rtol=1e-4)
     assert ckpt.model.config.vocab_size % 64 == 0 and ckpt.model.config.block_size == 128
-    assert torch.all(ours[..., n:] == 0)  # padding rows (and the new chat tokens) are zero
+    assert torch.all(ours[..., n:] == 0)  # padding rows are zero
     assert ckpt.meta["kind"] == "base" and ckpt.meta["step"] == 0
     assert ckpt.meta["parent"] == f"hf:{hf_model_dir.resolve()}"
 
@@ -137,13 +143,12 @@ def test_import_reads_unprefixed_files_with_mask_buffers(hf_model_dir, tmp_path)
         assert torch.equal(a, b), name
 
 
-def test_import_uses_tokenizer_ids_of_vocab_json(hf_model_dir, tmp_path):
+def test_import_uses_tokenizer_ids_of_vocab_json_and_adds_no_chat_tokens(hf_model_dir, tmp_path):
     ckpt = load_checkpoint(import_hf(hf_model_dir, tmp_path / "run"))
     vocab = json.loads((hf_model_dir / "vocab.json").read_text(encoding="utf-8"))
     assert ckpt.tokenizer.bos_id == vocab["<|endoftext|>"]  # keeps its id rather than being appended
-    chat_ids = [ckpt.tokenizer.special_id(t) for t in SPECIAL_TOKENS[1:]]
-    assert chat_ids == list(range(len(vocab), len(vocab) + 4))
-    assert ckpt.tokenizer.n_vocab == len(vocab) + 4
+    assert not ckpt.tokenizer.has_chat_tokens and ckpt.tokenizer.stop_ids == (ckpt.tokenizer.bos_id,)
+    assert ckpt.tokenizer.n_vocab == len(vocab) == ckpt.meta["n_vocab"]
 
 
 def test_import_with_explicit_tokenizer(hf_model_dir, tmp_path):
@@ -272,10 +277,98 @@ def test_export_refuses_a_non_empty_folder(tmp_path):
     assert [p.name for p in (tmp_path / "hf").iterdir()] == ["notes.txt"]
 
 
-def test_export_writes_tokenizer_apart_from_hf_tokenizer_json(tmp_path):
-    step, _, _ = saved_gpt(tmp_path)
+def test_export_writes_a_complete_folder_of_ordinary_files(tmp_path):
+    step, _, tokenizer = saved_gpt(tmp_path)
     out = export_hf(step, tmp_path / "hf")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", TOKENIZER_DIR, "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "generation_config.json", "model.safetensors",
+                                                      "tokenizer.json", "tokenizer_config.json"]
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == dict.fromkeys(
+        (p.name for p in out.iterdir()), FILE_MODE)  # safetensors alone would leave its file 0600
+    generation = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
+    assert generation["eos_token_id"] == [tokenizer.end_id, tokenizer.bos_id]
+
+
+# ---------------------------------------------------------------------------------------------
+# round trips and the command line
+
+
+def test_import_reads_a_folder_with_tokenizer_json_only(hf_model_dir, bpe_pair, tmp_path):
+    folder = copy_folder(hf_model_dir, tmp_path / "fast_only")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe_pair[0]._tokenizer)
+    fast.save_pretrained(folder)
+    (folder / "vocab.json").unlink()
+    (folder / "merges.txt").unlink()
+    assert (folder / "tokenizer.json").is_file()
+    from_json = load_checkpoint(import_hf(folder, tmp_path / "a")).tokenizer
+    from_pair = load_checkpoint(import_hf(hf_model_dir, tmp_path / "b")).tokenizer
+    assert from_json.encoding._mergeable_ranks == from_pair.encoding._mergeable_ranks
+    assert from_json.encoding._special_tokens == from_pair.encoding._special_tokens == {"<|endoftext|>": 0}
+    assert from_json.encoding._pat_str == from_pair.encoding._pat_str and not from_json.prefix_space
+    for text in SAMPLES:
+        assert from_json.encode(text) == bpe_pair[0].encode(text).ids
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda spec: spec.update(pre_tokenizer={"type": "Metaspace", "replacement": "_"}), "field 'pre_tokenizer'"),
+    (lambda spec: spec.update(normalizer={"type": "NFKC"}), "field 'normalizer'"),
+    (lambda spec: spec["model"].update(merges=[["a"]]), r"field 'model.merges\[0\]': expected two byte-level"),
+    (lambda spec: spec["model"].update(type="WordPiece"), "byte-level BPE tokenizers only"),
+])
+def test_tokenizer_json_gptkit_cannot_reproduce_is_refused(bpe_pair, tmp_path, edit, message):
+    spec = json.loads(bpe_pair[0]._tokenizer.to_str())
+    edit(spec)
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(TokenizerError, match=message):
+        tokenizer_from_tokenizer_json(tmp_path / "tokenizer.json", name="x")
+
+
+def test_hf_to_gptkit_to_hf_keeps_vocabulary_weights_and_tokenizer(hf_model_dir, bpe_pair, tmp_path):
+    step = import_hf(hf_model_dir, tmp_path / "run")
+    out = export_hf(step, tmp_path / "back")
+    vocab_size = [json.loads((d / "config.json").read_text(encoding="utf-8"))["vocab_size"] for d in (hf_model_dir, out)]
+    assert vocab_size[0] == vocab_size[1] == len(bpe_pair[0].get_vocab())
+    original, returned = load_file(hf_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert original.keys() == returned.keys()
+    for name, tensor in original.items():
+        assert torch.equal(returned[name], tensor), name
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    assert tokenizer.get_vocab() == bpe_pair[0].get_vocab()
+    for text in SAMPLES:
+        assert tokenizer.encode(text, add_special_tokens=False) == bpe_pair[0].encode(text).ids
+
+
+def test_sft_gives_an_imported_model_the_chat_tokens_and_says_so(hf_model_dir, tmp_path):
+    step = import_hf(hf_model_dir, tmp_path / "imported")
+    data = tmp_path / "chats.jsonl"
+    data.write_text(json.dumps({"prompt": "What is the moon?", "completion": "A rock."}) + "\n", encoding="utf-8")
+    n = json.loads((hf_model_dir / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "sft", "-m", str(step), "--data", str(data), "--max-steps",
+                           "1", "--batch-size", "1", "--json", "--out", str(tmp_path / "assistant")],
+                          capture_output=True, text=True, timeout=300, env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    messages = [e["text"] for e in map(json.loads, proc.stdout.splitlines()) if e.get("event") == "message"]
+    assert (f"chat tokens: added <|system|> <|user|> <|assistant|> <|end|> as ids {n}-{n + 3}; vocabulary {n} -> "
+            f"{n + 4} tokens, embedding {pad_vocab(n)} -> {pad_vocab(n)} rows") in messages
+    assistant = load_checkpoint(tmp_path / "assistant")
+    assert assistant.tokenizer.has_chat_tokens and assistant.tokenizer.n_vocab == n + 4
+    assert not load_checkpoint(step).tokenizer.has_chat_tokens  # the base model is left as imported
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda step, tmp: ["export", step, tmp / "file.txt"], "already exists and is not an empty folder"),
+    (lambda step, tmp: ["export", step, tmp / "out", "--format", "onnx"], "--format: expected hf or gguf, got 'onnx'"),
+    (lambda step, tmp: ["export", tmp / "file.txt", tmp / "out"], "expected a checkpoint folder"),
+    (lambda step, tmp: ["export", "no-such-run", tmp / "out"], "checkpoint 'no-such-run' not found"),
+    (lambda step, tmp: ["export", step, tmp / "out", "--dtype", "f16"], "--dtype: applies to GGUF files"),
+    (lambda step, tmp: ["import", tmp / "file.txt"], "expected a Hugging Face model folder"),
+])
+def test_export_and_import_refuse_bad_input_in_one_line(tmp_path, make_args, message):
+    step, _, _ = saved_gpt(tmp_path)
+    (tmp_path / "file.txt").write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(cli, [str(a) for a in make_args(step, tmp_path)])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)  # a clean exit, no traceback
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1 and message in result.output
+    assert not (tmp_path / "out").exists() and (tmp_path / "file.txt").read_text(encoding="utf-8") == "mine"
 
 
 # ---------------------------------------------------------------------------------------------

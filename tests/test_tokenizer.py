@@ -383,6 +383,19 @@ def test_render_chat_layout(tok):
     assert ids == expected and len(mask) == len(ids)
 
 
+def test_chat_tokens_are_added_after_the_largest_id_only_when_missing(tok):
+    base = tiktoken.Encoding(name="base", pat_str=SPLIT_PATTERN, mergeable_ranks=tok.encoding._mergeable_ranks,
+                             special_tokens={"<|endoftext|>": 600})  # a gap below it, as imported vocabularies may have
+    plain = tokenizer_module.Tokenizer(base, "base", prefix_space=True)
+    assert not plain.has_chat_tokens and plain.end_id is None and plain.stop_ids == (600,)
+    with pytest.raises(TokenizerError, match="no chat tokens.*gptkit sft"):
+        render_chat(plain, CONVERSATION[:1])
+    chat = plain.with_chat_tokens()
+    assert [chat.special_id(t) for t in SPECIAL_TOKENS] == [600, 601, 602, 603, 604] and chat.n_vocab == 605
+    assert chat.prefix_space and chat.stop_ids == (604, 600) and chat.encode("Be brief.") == plain.encode("Be brief.")
+    assert chat.with_chat_tokens() is chat and tok.with_chat_tokens() is tok
+
+
 def test_mask_covers_exactly_assistant_content_and_its_end(tok):
     ids, mask = render_chat(tok, CONVERSATION)
     assert set(mask) == {0, 1}

@@ -36,7 +36,6 @@ from gptkit.data.chat import pad_batch
 from gptkit.data.preferences import encode_prompt, load_prompts, split_by_prompt
 from gptkit.engine import SamplingParams, generate
 from gptkit.errors import DataError, TrainingError, UsageError
-from gptkit.textgen import stop_ids_for
 from gptkit.train.dpo import KLWatch, load_frozen, report_before_after, start_policy, token_logprobs
 
 ROLLOUTS = "rollouts"
@@ -115,7 +114,7 @@ class PPOObjective:
         self.calls = calls_done  # training next_batch calls so far: step * grad_accum
         self.buffer, self.buffer_start = None, None
         self.val_cache: tuple[int, dict] | None = None
-        self.stop_ids = stop_ids_for(tokenizer)
+        self.stop_ids = tokenizer.stop_ids
 
     # ---- batches -------------------------------------------------------------------------
 

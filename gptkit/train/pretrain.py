@@ -41,7 +41,7 @@ def sample_text(model, tokenizer, prompt_ids: list[int], max_new_tokens: int = 4
     model.eval()
     params = SamplingParams(temperature=0.8, top_k=50, max_new_tokens=max_new_tokens, seed=0)
     (completion,) = complete(model, prompt_ids, params, n_vocab=tokenizer.n_vocab,
-                             stop_ids=(tokenizer.bos_id, tokenizer.end_id))
+                             stop_ids=tokenizer.stop_ids)
     return tokenizer.decode(prompt_ids[1:] + completion.tokens)
 
 

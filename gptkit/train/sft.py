@@ -3,8 +3,12 @@
 The loss covers only the assistant's tokens and its end-of-turn token (the mask from
 `render_chat`); a model that never learns `<|end|>` would never stop talking. The run writes an
 `assistant` checkpoint whose metadata names its parent.
+
+A base model whose tokenizer has no chat tokens (one imported from Hugging Face) gains them
+here, and the run says so: the vocabulary, and the embedding when its padding is too small, grow.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -49,6 +53,10 @@ def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool 
     start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=("base", "assistant"),
                       init_hint="the base checkpoint to fine-tune")
     tokenizer, model = start.tokenizer, start.model
+    if not tokenizer.has_chat_tokens:
+        tokenizer, model, grown = add_chat_tokens(tokenizer, model)
+        if reporter:
+            reporter.message(grown)
     examples = encode_conversations(tokenizer, load_conversations(data), model.config.block_size)
     train_examples, val_examples = split_examples(examples)
     if reporter:
@@ -56,3 +64,32 @@ def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool 
     objective = SFTObjective(train_examples, val_examples, tokenizer, batch_size=cfg.batch_size, device=dc.device)
     meta = {"parent": start.parent, "data": data}
     return train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume, reporter=reporter)
+
+
+def add_chat_tokens(tokenizer, model):
+    """(tokenizer, model, what changed) for a base model whose tokenizer lacks the chat tokens.
+
+    The tokens follow the largest id; the embedding (tied to the output layer) gains rows only
+    when its padding cannot hold them. Each new token's row starts at the mean of the existing
+    tokens' rows, as transformers' `resize_token_embeddings` does: a start near every token.
+    """
+    from gptkit.model import GPT, pad_vocab
+    from gptkit.tokenizer import CHAT_TOKENS
+
+    old_vocab, old_rows = tokenizer.n_vocab, model.config.vocab_size
+    tokenizer = tokenizer.with_chat_tokens()
+    rows = max(old_rows, pad_vocab(tokenizer.n_vocab))
+    if rows > old_rows:
+        state = model.state_dict()
+        wte = state["transformer.wte.weight"]
+        state["transformer.wte.weight"] = state["lm_head.weight"] = torch.cat(
+            [wte, wte.new_zeros(rows - old_rows, wte.shape[1])])
+        model = GPT(replace(model.config, vocab_size=rows))
+        model.load_state_dict(state)
+    new_ids = [tokenizer.special_id(t) for t in CHAT_TOKENS]
+    with torch.no_grad():
+        wte = model.transformer.wte.weight
+        wte[new_ids] = wte[:old_vocab].mean(dim=0)
+    return tokenizer, model, (f"chat tokens: added {' '.join(CHAT_TOKENS)} as ids {new_ids[0]}-{new_ids[-1]}; "
+                              f"vocabulary {old_vocab} -> {tokenizer.n_vocab} tokens, embedding {old_rows} -> "
+                              f"{rows} rows")
