@@ -734,7 +734,10 @@ def prompt_list(as_json):
     """List the shipped templates, then the project's (./prompts), then yours ($GPTKIT_HOME/prompts)."""
     from gptkit.prompting.templates import list_templates, template_origin
 
-    templates = list_templates()
+    problems = []
+    templates = list_templates(problems)
+    for problem in problems:  # one bad file of the user's is flagged, the others still listed
+        click.echo(f"warning: skipped {problem}", err=True)
     if as_json:
         for t in templates:
             click.echo(json.dumps({"name": t.name, "from": template_origin(t), "description": t.description,

@@ -49,3 +49,9 @@ class UsageError(GptkitError):
 
 class TrainingError(GptkitError):
     """A training run had to stop (for example a NaN loss); the last good checkpoint is kept."""
+
+
+class Interrupted(GptkitError):
+    """The user pressed Ctrl-C; what could be kept was saved (the message says where)."""
+
+    exit_code = 130  # 128 + SIGINT, the shell's convention
