@@ -21,14 +21,23 @@ class GptkitGroup(click.Group):
     """A group that turns user-facing errors into one line and an exit code."""
 
     def invoke(self, ctx):
+        from gptkit.errors import Interrupted
+
         try:
             return super().invoke(ctx)
+        except Interrupted as e:
+            click.echo(str(e), err=True)
+            ctx.exit(e.exit_code)
         except GptkitError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except OSError as e:  # a path the user named (a file where a folder belongs) or a full disk
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=GptkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -476,7 +485,8 @@ def rank_import(path):
     rows = read_preference_file(path)
     with open_logbook() as logbook:
         count = logbook.import_preferences(rows, path)
-    click.echo(f"imported {count} preference pairs from {path}")
+    already = f" ({len(rows) - count} already in the logbook)" if count < len(rows) else ""
+    click.echo(f"imported {count} preference pairs from {path}{already}")
 
 
 @cli.command("leaderboard")

@@ -25,7 +25,7 @@ import numpy as np
 
 from gptkit import paths
 from gptkit.errors import DataError
-from gptkit.files import excerpt, parse_json, read_text
+from gptkit.files import clip, parse_json, read_text
 
 TEXT_SUFFIXES = (".txt", ".md")
 
@@ -38,7 +38,7 @@ def input_files(specs: Iterable[str | Path]) -> list[Path]:
         try:
             is_dir, exists = path.is_dir(), path.exists()
         except OSError as e:  # e.g. a name too long for the filesystem
-            raise DataError(f"cannot read ({e.strerror})", path=excerpt(str(path))) from None
+            raise DataError(f"cannot read ({e.strerror})", path=clip(str(path))) from None
         if is_dir:
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + (".jsonl",))
             if not found:
