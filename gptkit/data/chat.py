@@ -62,8 +62,6 @@ def load_conversations(spec: str) -> list[list[dict]]:
 
         return toyworld.sft_conversations()
     path = Path(spec).expanduser()
-    if not path.is_file():
-        raise DataError("no such file", path=path)
     conversations = [parse_conversation(obj, path, line_no) for line_no, obj in iter_jsonl(path)]
     if not conversations:
         raise DataError("no conversations in file", path=path)

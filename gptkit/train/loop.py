@@ -25,6 +25,7 @@ same parameters bit for bit on CPU.
 
 import json
 import math
+import os
 from contextlib import nullcontext
 import signal
 import threading
@@ -37,7 +38,7 @@ import torch
 from gptkit.checkpoint import load_train_state, save_checkpoint
 from gptkit.device import DeviceChoice
 from gptkit.errors import CheckpointError, Interrupted, TrainingError
-from gptkit.files import excerpt, lock_folder
+from gptkit.files import clip, excerpt, lock_folder
 
 
 @dataclass
@@ -168,8 +169,6 @@ def train(
 
 
 def _is_main_process() -> bool:
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -325,13 +324,20 @@ def _train(model, tokenizer, objective, cfg: TrainConfig, *, run_dir: Path, meta
     return last_saved
 
 
+def _data_key(data) -> list[str]:
+    """--data as comparable text: each path made absolute (from the current folder), words such as
+    toyworld and logbook as they are."""
+    specs = [data] if isinstance(data, str) else list(data) if isinstance(data, (list, tuple)) else [repr(data)]
+    return [os.path.abspath(os.path.expanduser(s)) if isinstance(s, str) and os.path.exists(os.path.expanduser(s))
+            else str(s) for s in specs]
+
+
 def check_same_data(last: Path, meta: dict) -> None:
     """A resumed run continues on the data it was trained on: TrainingError naming both otherwise."""
     from gptkit.checkpoint import read_meta
 
     saved, given = read_meta(last).get("data"), meta.get("data")
-    normal = lambda d: list(d) if isinstance(d, (list, tuple)) else d  # noqa: E731 (JSON has no tuples)
-    if saved is not None and given is not None and normal(saved) != normal(given):
+    if saved is not None and given is not None and _data_key(saved) != _data_key(given):
         raise TrainingError(f"--resume: {last.parent} was trained on --data {excerpt(saved)}, not {excerpt(given)}; "
                             "resume with the same data, or start a new run (another --out) from it with -m")
 
@@ -361,7 +367,11 @@ def start_run(run_dir: Path, *, resume: bool, init_from: str | None, init_kinds:
     from gptkit.tokenizer import load_tokenizer
 
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    if run_dir.is_dir() and _is_main_process():
+        with lock_folder(run_dir):  # a run writing here already: refused now, before any data or model loads
+            check_run_dir(run_dir, resume)
+    else:
+        check_run_dir(run_dir, resume)
     if resume:
         last = latest_step(run_dir)
         meta = read_meta(last)

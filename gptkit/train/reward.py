@@ -83,11 +83,11 @@ def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bo
     from gptkit.errors import DataError
     from gptkit.train.loop import start_run, train
 
+    pairs = load_preference_pairs(data, include_synthetic=include_synthetic)  # bad data fails before any model loads
     start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=CHAT_KINDS,  # it already reads chats
                       init_hint="the assistant (SFT) checkpoint the reward model starts from")
     tokenizer = start.tokenizer
     model = start.model if resume else reward_model_from(start.model)  # a resumed run's is a RewardModel already
-    pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
     train_raw, val_raw = split_by_prompt(pairs, lambda pair: pair[0])
     train_pairs = encode_pairs(tokenizer, train_raw, model.config.block_size)
     val_pairs = encode_pairs(tokenizer, val_raw, model.config.block_size)
