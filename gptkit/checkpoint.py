@@ -436,7 +436,7 @@ def validate_checkpoint(spec: str | Path, kinds: tuple[str, ...] | None = None) 
         check_kind(step_dir, meta["kind"], kinds)
     path = step_dir / "model.safetensors"
     layers = {int(m.group(1)) for name in tensor_shapes(path) if (m := _LAYER.match(name))}
-    n_layer = meta["config"]["n_layer"]
+    n_layer = model_config(meta, step_dir / "meta.json").n_layer
     if layers != set(range(n_layer)):  # before building even an empty model of n_layer blocks
         raise CheckpointError(f"{path}: weights do not match the config (the file holds {len(layers)} layers, "
                               f"meta.json says n_layer {n_layer})")

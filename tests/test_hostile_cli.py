@@ -225,10 +225,10 @@ def test_sft_refuses_conversations_out_of_order(tmp_path, messages, expect):
 
 def test_a_template_regex_that_backtracks_forever_is_stopped(tmp_path):
     (tmp_path / "slow.yaml").write_text(
-        "name: slow\nexamples:\n  - question: q\n    answer: '" + "a" * 40 + "!'\n"
-        "answer:\n  regex: '^((a+)+)$'\n")
+        "name: slow\nexamples:\n  - question: q\n    answer: '" + "a" * 60 + "!'\n"
+        "answer:\n  regex: '^(\\w|\\w\\w)*$'\n")
     hostile(tmp_path, "prompt", "run", "-t", "slow.yaml", "-m", "x", "--cases", "toyworld", timeout=60,
-            expect="field 'answer.regex'")
+            expect="slow.yaml:6: field 'answer.regex': regular expression '^(\\\\w|\\\\w\\\\w)*$' ran over 1s")
 
 
 # ---- training runs: resume checks and one writer per folder ------------------------------------
@@ -268,3 +268,10 @@ def test_tampered_training_state(tmp_path, trained, tamper, expect):
     shutil.copy(trained / "corpus.txt", tmp_path / "corpus.txt")
     hostile(tmp_path, "train", "--data", trained / "corpus.txt", "--preset", "tiny", "--max-steps", "4",
             "--batch-size", "2", "--out", "run", "--resume", expect=expect)
+
+
+def test_generate_says_when_the_prompt_was_cut_to_fit(tmp_path, tiny_checkpoints):
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "generate", "-m", tiny_checkpoints["base"], "--max-tokens", "2",
+                           "--no-log", "word " * 400], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the prompt is 2001 tokens; the model read only its last" in proc.stderr

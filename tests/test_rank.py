@@ -133,6 +133,11 @@ def test_auto_ranks_rules():
         parse_auto_rule("random")
 
 
+def test_auto_regex_that_backtracks_forever_is_stopped():
+    with pytest.raises(DataError, match=r"field '--auto regex:PATTERN': regular expression .* ran over 1s"):
+        auto_ranks(AutoRule("regex", r"(a|aa)+$"), ["short", "a" * 60 + "!"])
+
+
 # ----------------------------------------------------------------------------- prompt files
 
 

@@ -402,7 +402,12 @@ def _check_consistency(doc: _Doc, t: Template) -> None:
             raise doc.error(("examples", i, "reasoning"), "missing; chain_of_thought.exemplars is true")
         # The template must read back the format it teaches, or every answer it gets is lost.
         key = "reasoning" if t.cot_exemplars else "answer"
-        got = extract_answer(_shown_answer(t, ex), t.answer_regex, t.normalize)
+        try:
+            got = extract_answer(_shown_answer(t, ex), t.answer_regex, t.normalize)
+        except TemplateError:
+            raise
+        except DataError as err:  # the regex ran out of time on this example: say where the template is
+            raise doc.error(("answer", "regex"), str(err).removeprefix("field 'answer.regex': ")) from None
         want = normalize_answer(ex.answer, t.normalize)
         if got != want:
             raise doc.error(("examples", i, key), f"answer extraction reads {excerpt(got)} here, but the answer is {excerpt(want)}")
