@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptkit import paths
-from gptkit.errors import CheckpointError, DataError, GptkitError, TokenizerError
+from gptkit.errors import CheckpointError, DataError, GptkitError, TokenizerError, WriteError
 from gptkit.files import atomic_write, clip, excerpt, parse_json, read_bytes
 
 FORMAT = "gptkit-checkpoint"
@@ -159,7 +159,8 @@ def save_checkpoint(
         atomic_write(run_dir / "LATEST", final.name + "\n")
     except (OSError, SafetensorError, GptkitError) as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else clip(str(err), 200)
+        reason = (err.reason if isinstance(err, WriteError) else err.strerror if isinstance(err, OSError) and err.strerror
+                  else clip(str(err), 200))
         kept = latest_step(run_dir) if run_dir.is_dir() else None
         raise CheckpointError(f"{final}: cannot save ({reason})"
                               + (f"; the last saved step {kept.name} is kept" if kept else "")) from None

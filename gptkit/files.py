@@ -24,7 +24,7 @@ import stat
 from contextlib import contextmanager
 from pathlib import Path
 
-from gptkit.errors import DataError, GptkitError, UsageError
+from gptkit.errors import DataError, UsageError, WriteError
 
 MAX_YAML_NODES = 100_000  # YAML nodes after alias expansion: far above any template or case file
 _REPR = reprlib.Repr()
@@ -177,9 +177,9 @@ def _check_expansion(root, path, error) -> None:
 # ---- writing ---------------------------------------------------------------------------------
 
 
-def write_error(path, err: OSError) -> GptkitError:
+def write_error(path, err: OSError) -> WriteError:
     """The one-line error for an OSError while writing `path`."""
-    return GptkitError(f"{path}: cannot write ({err.strerror or err})")
+    return WriteError(path, err.strerror or str(err))
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -362,7 +362,7 @@ def start_run(run_dir: Path, *, resume: bool, init_from: str | None, init_kinds:
     `init_from` checkpoint (one of `init_kinds`); without one, `new_model()` -> (tokenizer,
     model), or a UsageError asking for -m/--model (`init_hint`: what it should name).
     """
-    from gptkit.checkpoint import build_model, latest_step, load_checkpoint, read_meta
+    from gptkit.checkpoint import build_model, check_vocabulary, latest_step, load_checkpoint, read_meta
     from gptkit.errors import UsageError
     from gptkit.tokenizer import load_tokenizer
 
@@ -376,7 +376,9 @@ def start_run(run_dir: Path, *, resume: bool, init_from: str | None, init_kinds:
         last = latest_step(run_dir)
         meta = read_meta(last)
         parent = meta.get("parent")
-        return RunStart(load_tokenizer(last), build_model(meta), parent, meta.get("parent_path") or parent, meta)
+        tokenizer, model = load_tokenizer(last), build_model(meta)
+        check_vocabulary(last, tokenizer, model.config)
+        return RunStart(tokenizer, model, parent, meta.get("parent_path") or parent, meta)
     if init_from:
         ckpt = load_checkpoint(init_from, kinds=init_kinds)
         return RunStart(ckpt.tokenizer, ckpt.model, ckpt.name, str(ckpt.path.resolve()), {})
