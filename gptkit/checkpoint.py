@@ -34,7 +34,7 @@ from pathlib import Path
 
 from gptkit import paths
 from gptkit.errors import CheckpointError, DataError, GptkitError, TokenizerError, WriteError
-from gptkit.files import atomic_write, clip, excerpt, parse_json, read_bytes
+from gptkit.files import atomic_write, clip, excerpt, fsync_dir, parse_json, read_bytes
 
 FORMAT = "gptkit-checkpoint"
 VERSION = 1
@@ -69,14 +69,6 @@ def display_name(step_dir: Path) -> str:
 
 def step_dirname(step: int) -> str:
     return f"step-{step:06d}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -147,7 +139,7 @@ def save_checkpoint(
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():  # re-saving the same step (e.g. Ctrl-C right after a scheduled save)
             old = run_dir / f".old-{final.name}-{os.getpid()}"
             os.replace(final, old)
@@ -155,7 +147,7 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_dir(run_dir)
+        fsync_dir(run_dir)
         atomic_write(run_dir / "LATEST", final.name + "\n")
     except (OSError, SafetensorError, GptkitError) as err:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -182,7 +182,8 @@ def write_error(path, err: OSError) -> WriteError:
     return WriteError(path, err.strerror or str(err))
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new entry in `folder` durable (the folder's own fsync)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -225,7 +226,7 @@ def atomic_writer(path, mode: str = "w", *, encoding: str | None = "utf-8", newl
         if existing is not None:
             os.chmod(tmp, stat.S_IMODE(existing.st_mode))
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as err:
         _remove_quietly(tmp)
         raise write_error(path, err) from None
