@@ -34,7 +34,7 @@ from pathlib import Path
 
 from gptkit import paths
 from gptkit.errors import CheckpointError, DataError, GptkitError, TokenizerError, WriteError
-from gptkit.files import atomic_write, clip, excerpt, fsync_dir, parse_json, read_bytes
+from gptkit.files import atomic_write, clip, excerpt, fsync_dir, parse_json, read_bytes, read_json
 
 FORMAT = "gptkit-checkpoint"
 VERSION = 1
@@ -295,7 +295,7 @@ def read_json_file(path: Path, what: str):
     """A small JSON file gptkit wrote (meta.json, train_state.json) -> its value; CheckpointError
     saying `what` it is when unreadable, too big, too deeply nested or not JSON."""
     try:
-        return parse_json(read_bytes(path, max_bytes=MAX_JSON_BYTES))
+        return read_json(path, max_bytes=MAX_JSON_BYTES)
     except DataError as err:
         raise CheckpointError(f"{path}: unreadable {what} ({str(err).removeprefix(f'{path}: ')})") from None
 

@@ -112,6 +112,11 @@ def parse_json(text: str | bytes, *, path=None, line: int | None = None):
         raise DataError(f"invalid JSON ({clip(str(err))})", path=path, line=line) from None
 
 
+def read_json(path, *, max_bytes: int | None = None):
+    """The JSON value of the regular file `path` (at most `max_bytes`); DataError naming it otherwise."""
+    return parse_json(read_bytes(path, max_bytes=max_bytes), path=path)
+
+
 def parse_yaml(text: str, *, path=None, error=DataError):
     """(data, root node) of a YAML document under the safe loader; (None, None) when empty.
 
