@@ -9,11 +9,13 @@ one clean line on stderr and a non-zero exit, never a traceback.
 import dataclasses
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 
 import click
 
+from gptkit import limits
 from gptkit.errors import GptkitError
 
 
@@ -21,14 +23,23 @@ class GptkitGroup(click.Group):
     """A group that turns user-facing errors into one line and an exit code."""
 
     def invoke(self, ctx):
+        from gptkit.errors import Interrupted
+
         try:
             return super().invoke(ctx)
+        except Interrupted as e:
+            click.echo(str(e), err=True)
+            ctx.exit(e.exit_code)
         except GptkitError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except OSError as e:  # a path the user named (a file where a folder belongs) or a full disk
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=GptkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,6 +52,20 @@ def cli():
     Your text:    gptkit train --data notes/ --out checkpoints/mine
     Generate:     gptkit generate -m mine "Once upon a time"
     """
+
+
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (a range lets nan through: every comparison
+    with nan is false)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, limits.MAX_SEED)  # what torch, numpy and the logbook's INTEGER columns all take
 
 
 # ----------------------------------------------------------------------------------------------
@@ -88,14 +113,14 @@ def training_options(default_steps: int, default_lr: float, default_batch: int):
     options = [
         click.option("--data", "data", multiple=True, help="Input file/folder (repeatable), or the word toyworld."),
         click.option("--max-steps", type=click.IntRange(1), default=default_steps, show_default=True),
-        click.option("--batch-size", type=click.IntRange(1), default=default_batch, show_default=True),
-        click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True, help="Gradient accumulation steps."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=default_lr, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1, limits.MAX_BATCH_SIZE), default=default_batch, show_default=True),
+        click.option("--grad-accum", type=click.IntRange(1, limits.MAX_GRAD_ACCUM), default=1, show_default=True, help="Gradient accumulation steps."),
+        click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=default_lr, show_default=True),
         click.option("--warmup", type=click.IntRange(0), default=None, help="Warmup steps (default: 5% of --max-steps)."),
         click.option("--eval-every", type=click.IntRange(0), default=None, help="Validate every N steps (default: 10 times a run)."),
         click.option("--save-every", type=click.IntRange(1), default=None, help="Checkpoint every N steps (default: 5 times a run)."),
         click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: checkpoints/<name>)."),
-        click.option("--seed", type=int, default=1337, show_default=True),
+        click.option("--seed", type=SEED, default=1337, show_default=True),
         click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
         click.option("--stop-after", type=click.IntRange(1), default=None, help="Save and stop at this step (the schedule still spans --max-steps); --resume later."),
         click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | mps"),
@@ -129,9 +154,14 @@ def refuse_given(names: tuple[str, ...], why: str) -> None:
 
 
 def run_folder(out: Path | None, default_name: str) -> Path:
+    """--out, or checkpoints/<default_name>; a file in its place is refused before any work."""
     from gptkit import paths
+    from gptkit.errors import UsageError
 
-    return out if out is not None else paths.checkpoints_dir() / default_name
+    folder = out if out is not None else paths.checkpoints_dir() / default_name
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder}: is a file; expected a folder")
+    return folder
 
 
 def print_result(as_json: bool, result: dict, text: str) -> None:
@@ -151,16 +181,17 @@ def tokenizer():
 
 @tokenizer.command("train")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--vocab-size", type=click.IntRange(262), default=4096, show_default=True)
+@click.option("--vocab-size", type=click.IntRange(262, limits.MAX_VOCAB_SIZE), default=4096, show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Folder to write tokenizer.json + tokenizer.tiktoken to.")
 def tokenizer_train(inputs, vocab_size, output):
     """Train a byte-level BPE tokenizer on text files/folders/JSONL (or `toyworld`)."""
+    from gptkit.files import make_folder
     from gptkit.tokenizer import train_tokenizer
     from gptkit.train.pretrain import load_pretrain_documents
 
+    make_folder(output, "-o/--output")  # a file in the way fails now, not after the training
     documents, _ = load_pretrain_documents(list(inputs))
     tok = train_tokenizer(documents, vocab_size, name=output.name)
-    output.mkdir(parents=True, exist_ok=True)
     tok.save(output)
     click.echo(f"trained {tok.n_vocab}-token tokenizer on {len(documents)} documents -> {output}")
 
@@ -186,7 +217,7 @@ def tokenizer_encode(spec, text):
 @click.option("--preset", default="small", show_default=True, help="Model size of a new model (tiny, small, medium, large, gpt2, ...).")
 @click.option("-m", "--model", "init_from", default=None, help="Continue pretraining from this checkpoint.")
 @click.option("--tokenizer", "tokenizer_spec", default=None, help="Tokenizer folder, checkpoint or tiktoken name (default: train one on --data).")
-@click.option("--vocab-size", type=click.IntRange(262), default=4096, show_default=True, help="When training a tokenizer.")
+@click.option("--vocab-size", type=click.IntRange(262, limits.MAX_VOCAB_SIZE), default=4096, show_default=True, help="When training a tokenizer.")
 def train(args: TrainingArgs, preset, init_from, tokenizer_spec, vocab_size):
     """Pretrain a base model (a document completer) on raw text.
 
@@ -220,6 +251,8 @@ def sft(args: TrainingArgs, init_from, show_mask):
     """Fine-tune a base model on conversations: it becomes an assistant.
 
     --data takes JSONL with {"messages": [...]} or {"prompt", "completion"} lines, or toyworld.
+    Messages: a system message first if any, then user and assistant turns alternating, user
+    first; assistant turns are not empty (a line breaking this is refused as file:line).
     """
     from gptkit.errors import UsageError
 
@@ -262,12 +295,12 @@ def show_sft_mask(init_from, data, count: int = 3):
 @cli.command()
 @click.option("-m", "--model", "model_spec", required=True, help="Checkpoint name or path.")
 @click.argument("prompt")
-@click.option("-n", "--samples", type=click.IntRange(1, 256), default=1, show_default=True, help="Samples decoded in lock-step from one prefill.")
-@click.option("--temperature", "-t", type=click.FloatRange(0), default=0.8, show_default=True)
-@click.option("--top-k", type=click.IntRange(1), default=None)
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
-@click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--seed", type=int, default=None, help="Default: a random one, printed with --json and logged.")
+@click.option("-n", "--samples", type=click.IntRange(1, limits.MAX_SAMPLES), default=1, show_default=True, help="Samples decoded in lock-step from one prefill.")
+@click.option("--temperature", "-t", type=FiniteFloat(0), default=0.8, show_default=True)
+@click.option("--top-k", type=click.IntRange(1, limits.MAX_TOP_K), default=None)
+@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=None)
+@click.option("--max-tokens", type=click.IntRange(1, limits.MAX_NEW_TOKENS), default=128, show_default=True)
+@click.option("--seed", type=SEED, default=None, help="Default: a random one, printed with --json and logged.")
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--raw", is_flag=True, help="Treat the prompt as a document even for an assistant model.")
 @click.option("--device", default="auto", show_default=True)
@@ -360,7 +393,7 @@ def data():
 
 @data.command("toyworld")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the files to.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def data_toyworld(out, seed):
     """Write the toy world (pretraining text, SFT chats, held-out tasks) as plain files."""
     from gptkit.data.toyworld import write_toyworld
@@ -448,9 +481,9 @@ def list_cmd(as_json):
 @click.option("--prompts", default="toyworld", show_default=True, help="toyworld, a .txt/.jsonl/.yaml file, or - to type prompts.")
 @click.option("-k", "k", type=click.IntRange(2, 9), default=4, show_default=True, help="Answers per prompt.")
 @click.option("--rater", default=None, help="Who is ranking (default: your user name); resuming is per rater and set of checkpoints.")
-@click.option("--temperature", "-t", type=click.FloatRange(0), default=0.8, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--seed", type=int, default=None, help="Fix the answers sampled for each prompt.")
+@click.option("--temperature", "-t", type=FiniteFloat(0), default=0.8, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1, limits.MAX_NEW_TOKENS), default=128, show_default=True)
+@click.option("--seed", type=SEED, default=None, help="Fix the answers sampled for each prompt.")
 @click.option("--auto", "auto", default=None, help="Rank with a script instead of a person: truth | length | regex:PATTERN.")
 @click.option("--device", default="auto", show_default=True)
 @click.pass_context
@@ -480,13 +513,14 @@ def rank(ctx, model_specs, prompts, k, rater, temperature, max_tokens, seed, aut
 @click.option("--no-synthetic", is_flag=True, help="Leave out rankings made by --auto.")
 def rank_export(fmt, out, no_synthetic):
     """Write the logbook's rankings as JSONL."""
+    from gptkit.files import atomic_writer
     from gptkit.store import open_logbook
 
     with open_logbook() as logbook:
         if out is None:
             logbook.export_rankings(sys.stdout, fmt, include_synthetic=not no_synthetic)
             return
-        with open(out, "w", encoding="utf-8") as fp:
+        with atomic_writer(out) as fp:
             count = logbook.export_rankings(fp, fmt, include_synthetic=not no_synthetic)
     click.echo(f"wrote {count} {fmt} lines -> {out}")
 
@@ -501,12 +535,13 @@ def rank_import(path):
     rows = read_preference_file(path)
     with open_logbook() as logbook:
         count = logbook.import_preferences(rows, path)
-    click.echo(f"imported {count} preference pairs from {path}")
+    already = f" ({len(rows) - count} already in the logbook)" if count < len(rows) else ""
+    click.echo(f"imported {count} preference pairs from {path}{already}")
 
 
 @cli.command("leaderboard")
-@click.option("--samples", type=click.IntRange(0), default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--samples", type=click.IntRange(0, limits.MAX_BOOTSTRAP_SAMPLES), default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--no-synthetic", is_flag=True, help="Leave out rankings made by --auto.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint.")
 def leaderboard_cmd(samples, seed, no_synthetic, as_json):
@@ -541,9 +576,9 @@ def leaderboard_cmd(samples, seed, no_synthetic, as_json):
 @click.option("--mode", type=click.Choice(["base", "assistant", "compare"]), default=None, help="Default: from the checkpoint's kind; compare for two or more.")
 @click.option("--template", default=None, help="Prompt template (name or YAML file); its sampling defaults apply.")
 @click.option("--system", default=None, help="System message for chat prompts.")
-@click.option("--temperature", "-t", type=click.FloatRange(0), default=None, help="Sampling temperature (default 0.8, or the template's).")
-@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Longest answer (default 256, or the template's).")
-@click.option("--seed", type=click.IntRange(0), default=None, help="Fix every turn's seed (default: a fresh seed per turn, logged).")
+@click.option("--temperature", "-t", type=FiniteFloat(0), default=None, help="Sampling temperature (default 0.8, or the template's).")
+@click.option("--max-tokens", type=click.IntRange(1, limits.MAX_NEW_TOKENS), default=None, help="Longest answer (default 256, or the template's).")
+@click.option("--seed", type=SEED, default=None, help="Fix every turn's seed (default: a fresh seed per turn, logged).")
 @click.option("--device", default="auto", show_default=True)
 def chat(model_specs, mode, template, system, temperature, max_tokens, seed, device):
     """Chat with, compare, vote with and rank your checkpoints (/help inside).
@@ -578,7 +613,7 @@ def chat(model_specs, mode, template, system, temperature, max_tokens, seed, dev
 @cli.group("log", cls=GptkitGroup, invoke_without_command=True)
 @click.option("--search", default=None, help="Only entries whose prompt, answer, output or note contains this text.")
 @click.option("--kind", default=None, help="Only this kind: chat, vote, generate, rank or experiment.")
-@click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("-n", "--limit", type=click.IntRange(1, limits.MAX_ROWS), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def log_group(ctx, search, kind, limit, as_json):
@@ -648,13 +683,14 @@ def log_show(entry_id, as_json):
 @click.option("--kind", default=None, help="Only this kind: chat, vote, generate, rank or experiment.")
 def log_export(out, kind):
     """Write logbook entries of every kind (oldest first) as JSONL to OUT (- for stdout)."""
+    from gptkit.files import atomic_writer
     from gptkit.store import open_logbook
 
     with open_logbook() as logbook:
         if str(out) == "-":
             logbook.export_entries(click.get_text_stream("stdout"), kind)
             return
-        with open(out, "w", encoding="utf-8") as fp:
+        with atomic_writer(out) as fp:
             count = logbook.export_entries(fp, kind)
     click.echo(f"wrote {count} entries -> {out}")
 
@@ -710,12 +746,12 @@ def reward(args: TrainingArgs, init_from, no_synthetic):
 @training_options(default_steps=200, default_lr=1e-4, default_batch=8)
 @click.option("-m", "--model", "init_from", default=None, help="Assistant (SFT) checkpoint: the policy's start and its frozen reference.")
 @click.option("--method", type=click.Choice(["dpo", "ppo"]), default="dpo", show_default=True)
-@click.option("--beta", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True, help="DPO: how firmly the policy is held to the reference.")
-@click.option("--sft-weight", type=click.FloatRange(min=0), default=0.0, show_default=True, help="DPO: add this times the chosen answers' NLL (RPO); keeps them likely.")
+@click.option("--beta", type=FiniteFloat(min=0, min_open=True), default=0.1, show_default=True, help="DPO: how firmly the policy is held to the reference.")
+@click.option("--sft-weight", type=FiniteFloat(min=0), default=0.0, show_default=True, help="DPO: add this times the chosen answers' NLL (RPO); keeps them likely.")
 @click.option("--reward", "reward_spec", default=None, help="PPO: the reward model checkpoint (from `gptkit reward`).")
-@click.option("--kl-coef", type=click.FloatRange(min=0), default=0.05, show_default=True, help="PPO: per-token KL penalty to the reference.")
+@click.option("--kl-coef", type=FiniteFloat(min=0), default=0.05, show_default=True, help="PPO: per-token KL penalty to the reference.")
 @click.option("--samples", type=click.IntRange(2, 64), default=4, show_default=True, help="PPO: answers sampled per prompt (one prefill).")
-@click.option("--max-tokens", type=click.IntRange(1), default=64, show_default=True, help="PPO: longest sampled answer.")
+@click.option("--max-tokens", type=click.IntRange(1, limits.MAX_NEW_TOKENS), default=64, show_default=True, help="PPO: longest sampled answer.")
 @click.option("--no-synthetic", is_flag=True, help="Leave out synthetic (auto-ranked) rankings of the logbook.")
 def rlhf(args: TrainingArgs, init_from, method, beta, sft_weight, reward_spec, kl_coef, samples, max_tokens, no_synthetic):
     """Tune an assistant on rankings: DPO (default) or PPO with a reward model.
@@ -778,7 +814,10 @@ def prompt_list(as_json):
     """List the shipped templates, then the project's (./prompts), then yours ($GPTKIT_HOME/prompts)."""
     from gptkit.prompting.templates import list_templates, template_origin
 
-    templates = list_templates()
+    problems = []
+    templates = list_templates(problems)
+    for problem in problems:  # one bad file of the user's is flagged, the others still listed
+        click.echo(f"warning: skipped {problem}", err=True)
     if as_json:
         for t in templates:
             click.echo(json.dumps({"name": t.name, "from": template_origin(t), "description": t.description,
@@ -853,10 +892,10 @@ def prompt_show(template, model_spec, var_pairs, as_json):
 @click.option("--cases", "cases_spec", required=True, help="toyworld, toyworld:KIND, or a .yaml/.jsonl file of {id?, question | vars, expected}.")
 @click.option("--kind", default=None, help="Only cases of this kind (toyworld: two-hop, hop-1, hop-2, capital, age, arithmetic).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases.")
-@click.option("--samples", type=click.IntRange(1, 256), default=None, help="Answers per case, voted (default: the template's self_consistency, else 1).")
+@click.option("--samples", type=click.IntRange(1, limits.MAX_SAMPLES), default=None, help="Answers per case, voted (default: the template's self_consistency, else 1).")
 @click.option("--vote-at", "vote_at", default="", metavar="K,K,...", help="Also vote over each case's first K samples (e.g. 5,10 with --samples 20): the same as runs with --samples K.")
 @click.option("--score", "score_method", type=click.Choice(["exact", "contains", "regex"]), default="exact", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same results.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same results.")
 @click.option("--detail", is_flag=True, help="Also show every case: answer, expected, agreement, output.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the rows to a .jsonl or .csv file.")
 @click.option("--device", default="auto", show_default=True)

@@ -49,3 +49,17 @@ class UsageError(GptkitError):
 
 class TrainingError(GptkitError):
     """A training run had to stop (for example a NaN loss); the last good checkpoint is kept."""
+
+
+class WriteError(GptkitError):
+    """A file could not be written (a full disk, a read-only folder); `reason` says why in a few words."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: cannot write ({reason})")
+        self.path, self.reason = path, reason
+
+
+class Interrupted(GptkitError):
+    """The user pressed Ctrl-C; what could be kept was saved (the message says where)."""
+
+    exit_code = 130  # 128 + SIGINT, the shell's convention

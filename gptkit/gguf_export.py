@@ -80,7 +80,8 @@ def export_gguf(ckpt_spec: str | Path, path: Path, *, dtype: str = "f32") -> tup
         raise UsageError("GGUF export needs the gguf package: pip install 'gptkit[export]'") from None
     import numpy as np
 
-    from gptkit.checkpoint import CHAT_KINDS, atomic_path
+    from gptkit.checkpoint import CHAT_KINDS
+    from gptkit.files import atomic_path
     from gptkit.hf import load_exportable
     from gptkit.hf_tokenizer import byte_level_bpe, chat_template
 

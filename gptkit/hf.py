@@ -236,7 +236,8 @@ def export_hf(ckpt_spec: str | Path, hf_dir: Path) -> Path:
     """Write a transformers GPT-2 folder for a gptkit checkpoint, atomically; returns the folder."""
     from safetensors.torch import save_file
 
-    from gptkit.checkpoint import CHAT_KINDS, seal_folder
+    from gptkit.checkpoint import CHAT_KINDS
+    from gptkit.files import seal_folder
     from gptkit.hf_tokenizer import generation_config, tokenizer_config, tokenizer_json
 
     ckpt = load_exportable(ckpt_spec, "transformers could not load it as GPT2LMHeadModel")

@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptkit.errors import CheckpointError
+from gptkit.files import excerpt
 from gptkit.linear import Linear, PackCache, linear, packed, packs
 
 
@@ -43,15 +45,39 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True  # GPT-2 has biases in Linear and LayerNorm; False is a bit faster
 
+    def __post_init__(self):
+        # Checked before any tensor exists: a config read from a file (a checkpoint's meta.json, an
+        # HF config.json) can ask for anything, and n_layer: 100000 must fail now, not at 6 GB.
+        for name, (low, high) in CONFIG_LIMITS.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise CheckpointError(f"model config field '{name}': expected an integer from {low} to {high}, "
+                                      f"got {excerpt(value)}")
+        if self.n_embd % self.n_head:
+            raise CheckpointError(f"model config field 'n_head': {self.n_head} does not divide n_embd {self.n_embd}")
+        if type(self.dropout) not in (int, float) or not 0 <= self.dropout < 1:
+            raise CheckpointError(f"model config field 'dropout': expected a number in [0, 1), got {excerpt(self.dropout)}")
+        if type(self.bias) is not bool:
+            raise CheckpointError(f"model config field 'bias': expected true or false, got {excerpt(self.bias)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        assert not unknown, f"unknown GPTConfig fields {sorted(unknown)}"
+    def from_dict(cls, d) -> "GPTConfig":
+        """A config from its `to_dict` form as read from a file; CheckpointError for anything else."""
+        if not isinstance(d, dict):
+            raise CheckpointError(f"model config: expected a mapping of fields, got {excerpt(d)}")
+        unknown = sorted(str(k) for k in set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise CheckpointError(f"model config: unknown field(s) {excerpt(unknown)}")
         return cls(**d)
+
+
+# Inclusive bounds of each integer field: far past GPT-2 XL (48 layers, 1600 wide, 1024 positions),
+# far below sizes whose first allocation alone would take the machine down.
+CONFIG_LIMITS = {"block_size": (1, 1 << 20), "vocab_size": (1, 1 << 24), "n_layer": (1, 1024), "n_head": (1, 1024),
+                 "n_embd": (1, 1 << 16)}
 
 
 # Named sizes. `tiny` is for tests; `small` is the quickstart's default (~3.5M parameters with a

@@ -8,10 +8,14 @@ samples does not depend on the rows beside it: batching many prompts, dropping f
 or asking for k = 20 samples instead of 5 (sample j is the same) changes nothing.
 """
 
+import math
 import secrets
 from dataclasses import dataclass
 
 import torch
+
+from gptkit.errors import UsageError
+from gptkit.limits import MAX_NEW_TOKENS, MAX_SEED, MAX_TOP_K
 
 
 @dataclass
@@ -22,6 +26,26 @@ class SamplingParams:
     max_new_tokens: int = 128
     seed: int | None = None  # None: a random seed, drawn on the host
     min_new_tokens: int = 0  # stop ids cannot end a row before this many tokens
+
+    def __post_init__(self):
+        # Every way in (options, templates, chat /set, the API) lands here: a value that cannot
+        # sample (nan, a negative temperature, 1e20 tokens) is refused before anything runs.
+        checks = (
+            ("temperature", isinstance(self.temperature, (int, float)) and 0 <= self.temperature < math.inf,
+             "a number >= 0"),
+            ("top_k", self.top_k is None or (type(self.top_k) is int and 1 <= self.top_k <= MAX_TOP_K),
+             f"an integer from 1 to {MAX_TOP_K}"),
+            ("top_p", self.top_p is None or (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1),
+             "a number in (0, 1]"),
+            ("max_new_tokens", type(self.max_new_tokens) is int and 1 <= self.max_new_tokens <= MAX_NEW_TOKENS,
+             f"an integer from 1 to {MAX_NEW_TOKENS}"),
+            ("seed", self.seed is None or (type(self.seed) is int and 0 <= self.seed <= MAX_SEED),
+             f"an integer from 0 to {MAX_SEED}"),
+            ("min_new_tokens", type(self.min_new_tokens) is int and self.min_new_tokens >= 0, "an integer >= 0"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise UsageError(f"sampling setting {name}: expected {expected}, got {getattr(self, name)!r:.60}")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -19,6 +19,7 @@ It knows nothing about models, tokenizers or the terminal: it stores text, numbe
 It is one module of ~480 lines on purpose: one database module, migrations and exports included.
 """
 
+import functools
 import json
 import sqlite3
 import uuid
@@ -175,6 +176,25 @@ def _transaction(conn: sqlite3.Connection):
     conn.execute("COMMIT")
 
 
+def _reported(method):
+    """A Logbook method whose SQLite failures (a full disk, a damaged file, a number SQLite cannot
+    store) are one-line GptkitErrors naming the logbook."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OverflowError) as err:
+            raise GptkitError(f"{self.path}: logbook {'read' if method.__name__ in _READS else 'write'} failed: "
+                              f"{err}") from None
+
+    return wrapper
+
+
+_READS = {"recent", "entries", "kinds", "get", "rankings", "ranked_prompts", "experiment_results", "export_rankings",
+          "export_entries"}
+
+
 class Logbook:
     """One connection to the logbook file; use `open_logbook` or `with Logbook(path) as lb`."""
 
@@ -183,6 +203,9 @@ class Logbook:
         self._conn = _connect(self.path)
         try:
             _migrate(self._conn, self.path)
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise GptkitError(f"{self.path}: cannot open the logbook: {err}") from None
         except BaseException:
             self._conn.close()
             raise
@@ -198,6 +221,7 @@ class Logbook:
 
     # ---- writes -------------------------------------------------------------------------------
 
+    @_reported
     def log_generation(self, *, prompt: str, output: str, kind: str = "generate",
                        session_id: str | None = None, checkpoint: str | None = None,
                        template: str | None = None, mode: str | None = None,
@@ -220,6 +244,7 @@ class Logbook:
                  output, _to_json(settings), seed, tokens, seconds, _to_json(extra)))
         return cursor.lastrowid
 
+    @_reported
     def start_session(self, mode: str, checkpoints: list[str], title: str | None = None) -> str:
         """Open a chat session; log its turns with kind="chat" and the returned session id."""
         session_id = uuid.uuid4().hex
@@ -229,6 +254,7 @@ class Logbook:
                          (session_id, _now(), title, mode, _to_json(list(checkpoints))))
         return session_id
 
+    @_reported
     def log_ranking(self, prompt: str, items: list[dict], ranks: list[int | None], *,
                     rater: str, synthetic: bool = False, note: str | None = None,
                     status: str = "ranked", settings: dict | None = None,
@@ -257,6 +283,7 @@ class Logbook:
                  for position, (item, rank) in enumerate(zip(items, ranks))])
         return ranking_id
 
+    @_reported
     def undo_last_ranking(self, rater: str | None = None) -> int | None:
         """Soft-delete the newest live ranking (of `rater`, if given); returns its id or None."""
         with _transaction(self._conn) as conn:
@@ -267,6 +294,7 @@ class Logbook:
                 conn.execute("UPDATE rankings SET deleted = ? WHERE id = ?", (_now(), row["id"]))
         return None if row is None else row["id"]
 
+    @_reported
     def log_experiment_result(self, *, experiment_id: str, output: str,
                               checkpoint: str | None = None, template: str | None = None,
                               case_id: str | None = None, question: str | None = None,
@@ -285,19 +313,35 @@ class Logbook:
                  _to_json(votes), agreement, _to_json(settings), seed))
         return cursor.lastrowid
 
+    @_reported
     def import_preferences(self, rows: list[tuple[int, tuple]], path) -> int:
         """Add preference rows read from the file `path` as rankings; returns the count.
 
         rows: [(line number, (prompt, chosen, rejected))], as `data.preferences.read_preference_file`
-        reads any TRL file. A prompt must be text (one user turn): a ranking's prompt is. All rows
-        are checked first and imported in one transaction: all lines or none.
+        reads any TRL file. A prompt must be text (one user turn): a ranking's prompt is, and a row
+        must state a preference (chosen differs from rejected). All rows are checked first and
+        imported in one transaction: all lines or none. Importing is idempotent: a pair already
+        imported (from this file or another) is not added again; the count is of new pairs.
         """
-        for line_number, (prompt, _, _) in rows:
+        for line_number, (prompt, chosen, rejected) in rows:
             if not isinstance(prompt, str):
                 raise DataError(f"a ranking's prompt is one user turn; this one has {len(prompt)} messages "
                                 "(train on the file itself: --data FILE)", path=path, line=line_number, field="prompt")
+            if chosen == rejected:
+                raise DataError("the same text as chosen: the row states no preference", path=path, line=line_number,
+                                field="rejected")
         with _transaction(self._conn) as conn:
+            seen = {(r["prompt"], r["chosen"], r["rejected"]) for r in conn.execute(
+                "SELECT r.prompt, c.text AS chosen, w.text AS rejected FROM rankings r"
+                " JOIN ranking_items c ON c.ranking_id = r.id AND c.position = 0"
+                " JOIN ranking_items w ON w.ranking_id = r.id AND w.position = 1"
+                " WHERE r.rater = 'import' AND r.deleted IS NULL")}
+            added = 0
             for line_number, (prompt, chosen, rejected) in rows:
+                if (prompt, chosen, rejected) in seen:
+                    continue
+                seen.add((prompt, chosen, rejected))
+                added += 1
                 ranking_id = conn.execute(
                     "INSERT INTO rankings (created, prompt, rater, synthetic, note, status)"
                     " VALUES (?, ?, 'import', 0, ?, 'ranked')",
@@ -306,10 +350,11 @@ class Logbook:
                     "INSERT INTO ranking_items (ranking_id, position, text, rank)"
                     " VALUES (?, ?, ?, ?)",
                     [(ranking_id, 0, chosen, 1), (ranking_id, 1, rejected, 2)])
-        return len(rows)
+        return added
 
     # ---- reads --------------------------------------------------------------------------------
 
+    @_reported
     def recent(self, limit: int | None = 20, kind: str | None = None,
                search: str | None = None) -> list[dict]:
         """Newest generations first; `search` is a substring of prompt or output
@@ -321,6 +366,7 @@ class Logbook:
         rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, -1 if limit is None else limit])
         return [_row_to_dict(row) for row in rows]
 
+    @_reported
     def entries(self, limit: int | None = 20, kind: str | None = None,
                 search: str | None = None) -> list[dict]:
         """Newest first, of every kind the logbook holds (`ENTRY_KINDS`): generations under their
@@ -347,6 +393,7 @@ class Logbook:
         rows.sort(key=lambda row: row["created"], reverse=True)
         return rows[:limit]
 
+    @_reported
     def kinds(self) -> dict[str, int]:
         """How many entries of each kind `entries` lists: {"chat": 12, "rank": 3, ...}."""
         counts = {row[0]: row[1] for row in self._conn.execute("SELECT kind, COUNT(*) FROM generations GROUP BY kind")}
@@ -354,6 +401,7 @@ class Logbook:
         counts[EXPERIMENT] = self._conn.execute("SELECT COUNT(*) FROM experiment_results").fetchone()[0]
         return {kind: n for kind, n in counts.items() if n}
 
+    @_reported
     def get(self, entry_id: int, kind: str | None = None) -> dict | None:
         """One entry by id, or None: a generation, or with kind "rank" a ranking (undone ones
         too, stamped `deleted`) or with kind "experiment" an experiment row, as `entries` has them."""
@@ -364,6 +412,8 @@ class Logbook:
         row = self._conn.execute(f"SELECT * FROM {table} WHERE id = ?", (entry_id,)).fetchone()
         return None if row is None else {**_row_to_dict(row), **({"kind": kind} if kind == EXPERIMENT else {})}
 
+
+    @_reported
     def rankings(self, include_deleted: bool = False,
                  include_synthetic: bool = True) -> list[dict]:
         """Rankings oldest first, each with "items" (in shown order) and "ranks" (same order)."""
@@ -386,6 +436,7 @@ class Logbook:
             ranking["ranks"].append(item["rank"])
         return list(rankings.values())
 
+    @_reported
     def ranked_prompts(self, rater: str | None = None, checkpoints: list[str] | None = None) -> set[str]:
         """Prompts already handled (ranked, all_bad or skipped; undone ones excluded), by `rater`
         if given; with `checkpoints`, only rankings of answers from exactly that set of checkpoints
@@ -397,6 +448,7 @@ class Logbook:
         return {row["prompt"] for row in rows
                 if wanted is None or set(json.loads(row["settings"] or "{}").get("checkpoints") or ()) == wanted}
 
+    @_reported
     def experiment_results(self, experiment_id: str | None = None) -> list[dict]:
         rows = self._conn.execute(
             "SELECT * FROM experiment_results WHERE (? IS NULL OR experiment_id = ?)"
@@ -404,15 +456,19 @@ class Logbook:
         return [_row_to_dict(row) for row in rows]
 
     def check(self) -> list[str]:
-        """Problems found by SQLite's integrity and foreign-key checks; [] means healthy."""
-        integrity = self._conn.execute("PRAGMA integrity_check")
-        problems = [row[0] for row in integrity if row[0] != "ok"]
-        problems += [f"{row[0]} row {row[1]}: missing parent in {row[2]}"
-                     for row in self._conn.execute("PRAGMA foreign_key_check")]
+        """Problems found by SQLite's integrity and foreign-key checks; [] means healthy. A file
+        too damaged for a check to run is itself the problem reported."""
+        try:
+            problems = [row[0] for row in self._conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+            problems += [f"{row[0]} row {row[1]}: missing parent in {row[2]}"
+                         for row in self._conn.execute("PRAGMA foreign_key_check")]
+        except sqlite3.DatabaseError as err:
+            problems = [f"the database is damaged: {err}"]
         return problems
 
     # ---- exports ------------------------------------------------------------------------------
 
+    @_reported
     def export_rankings(self, fp, format: str = "ranked", include_synthetic: bool = True) -> int:
         """Write live rankings as JSONL to the text file `fp`; returns the number of lines.
 
@@ -435,6 +491,7 @@ class Logbook:
                     for r in rankings for chosen, rejected in rankings_to_pairs(r))
         return _write_jsonl(fp, rows)
 
+    @_reported
     def export_entries(self, fp, kind: str | None = None) -> int:
         """Write every entry of `kind` (default: all kinds), oldest first, as `entries` has them,
         as JSONL to the text file `fp`; returns the count."""

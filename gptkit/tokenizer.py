@@ -30,6 +30,8 @@ from pathlib import Path
 import tiktoken
 
 from gptkit.errors import DataError, TokenizerError
+from gptkit.files import atomic_write, parse_json, read_bytes
+from gptkit.limits import MAX_VOCAB_SIZE
 
 # cl100k_base's pattern with one change: `\p{N}` instead of `\p{N}{1,3}+`, so every digit is its
 # own token and "12+34" arithmetic is learnable digit by digit (as in Llama and nanochat).
@@ -50,6 +52,8 @@ FORMAT = "gptkit-tokenizer"
 VERSION = 1
 RANKS_FILE = "tokenizer.tiktoken"
 META_FILE = "tokenizer.json"
+MAX_META_BYTES = 1 << 20
+MAX_RANKS_BYTES = 256 << 20  # o200k_base's rank file is 3.6 MB
 
 
 class Tokenizer:
@@ -137,18 +141,12 @@ class Tokenizer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         ranks = sorted(self.encoding._mergeable_ranks.items(), key=lambda item: item[1])
-        _write_atomically(folder / RANKS_FILE,
+        atomic_write(folder / RANKS_FILE,
                           b"".join(base64.b64encode(token) + b" %d\n" % rank for token, rank in ranks))
         meta = {"format": FORMAT, "version": VERSION, "name": self.name, "pat_str": self.encoding._pat_str,
                 "prefix_space": self.prefix_space,
                 "special_tokens": dict(sorted(self._special_ids.items(), key=lambda item: item[1]))}
-        _write_atomically(folder / META_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        atomic_write(folder / META_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,9 +191,9 @@ def _load_saved(meta_path: Path) -> Tokenizer:
 
 def _read_meta(meta_path: Path) -> dict:
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TokenizerError(f"{meta_path}: not a readable JSON file ({e})") from None
+        meta = parse_json(read_bytes(meta_path, max_bytes=MAX_META_BYTES))
+    except DataError as e:
+        raise TokenizerError(f"{meta_path}: not a readable JSON file ({str(e).removeprefix(f'{meta_path}: ')})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise TokenizerError(f"{meta_path}: not a gptkit tokenizer (expected \"format\": \"{FORMAT}\")")
     if meta.get("version") != VERSION:
@@ -219,9 +217,9 @@ def _read_meta(meta_path: Path) -> dict:
 def _read_ranks(path: Path) -> dict[bytes, int]:
     """Parse a tiktoken rank file strictly: tiktoken's own reader ignores bad base64."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise TokenizerError(f"{path}: cannot read ({e.strerror or e})") from None
+        data = read_bytes(path, max_bytes=MAX_RANKS_BYTES)
+    except DataError as e:
+        raise TokenizerError(str(e)) from None
     ranks: dict[bytes, int] = {}
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
@@ -346,6 +344,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom",
     if vocab_size < smallest:
         raise TokenizerError(f"vocab_size must be at least {smallest} (256 bytes, {len(SPECIAL_TOKENS)} special "
                              f"tokens, 1 merge), got {vocab_size}")
+    if vocab_size > MAX_VOCAB_SIZE:  # the Rust trainer aborts the process on sizes past u32
+        raise TokenizerError(f"vocab_size must be at most {MAX_VOCAB_SIZE}, got {vocab_size}")
     from tokenizers import Regex, models, pre_tokenizers, trainers
     from tokenizers import Tokenizer as HFTokenizer
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gptkit.checkpoint import (CHAT_KINDS, FILE_MODE, GENERATIVE_KINDS, KINDS, atomic_path, load_checkpoint, peek_kind,
-                               resolve_checkpoint)
+from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, KINDS, load_checkpoint, peek_kind, resolve_checkpoint
+from gptkit.files import FILE_MODE, atomic_path
 from gptkit.errors import CheckpointError
 
 
@@ -114,3 +114,39 @@ def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("new", encoding="utf-8")
     assert target.read_text(encoding="utf-8") == "new" and target.stat().st_mode & 0o777 == FILE_MODE
+
+
+def test_a_full_disk_during_a_save_keeps_the_last_step(tiny_checkpoints, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from gptkit.checkpoint import save_checkpoint
+
+    copy_run(tiny_checkpoints["base"], tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(CheckpointError, match=r"step-000002: cannot save \(No space left on device\); "
+                                              r"the last saved step step-000001 is kept"):
+        save_checkpoint(tmp_path / "run", model=ckpt.model, tokenizer=ckpt.tokenizer, meta={**ckpt.meta, "step": 2})
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["LATEST", "step-000001"]
+    assert load_checkpoint(tmp_path / "run").meta["step"] == 1
+
+
+def test_a_tokenizer_larger_than_the_model_vocabulary_is_refused(tiny_checkpoints, tmp_path):
+    import random
+
+    from gptkit.tokenizer import train_tokenizer
+
+    step = copy_run(tiny_checkpoints["base"], tmp_path / "small")
+    letters = random.Random(0)
+    words = ["".join(letters.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(letters.randint(2, 8))) for _ in range(20000)]
+    bigger = train_tokenizer([" ".join(words)], 500)
+    bigger.save(step)  # its ids run past the model's 320 embeddings
+    with pytest.raises(CheckpointError, match=f"the tokenizer has {bigger.n_vocab} tokens but the model's vocabulary "
+                                              "holds 320"):
+        load_checkpoint(step)

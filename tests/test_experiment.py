@@ -140,7 +140,7 @@ def test_jsonl_case_errors_name_file_and_line(tmp_path, text, line, message):
 def test_case_sources_that_cannot_work(tmp_path):
     with pytest.raises(UsageError, match="a .yaml/.yml or a .jsonl file"):
         load_cases(tmp_path / "cases.txt")
-    with pytest.raises(DataError, match="missing.yaml: cannot read"):
+    with pytest.raises(DataError, match="missing.yaml: no such file"):
         load_cases(tmp_path / "missing.yaml")
     (tmp_path / "empty.yaml").write_text("")
     with pytest.raises(DataError, match="no cases"):

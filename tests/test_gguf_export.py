@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 gguf = pytest.importorskip("gguf")
 
-from gptkit.checkpoint import FILE_MODE, load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.files import FILE_MODE  # noqa: E402
 from gptkit.cli import cli  # noqa: E402
 from gptkit.engine import SamplingParams  # noqa: E402
 from gptkit.errors import CheckpointError, UsageError  # noqa: E402

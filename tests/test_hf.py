@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 transformers = pytest.importorskip("transformers")
 from tokenizers import ByteLevelBPETokenizer  # noqa: E402
 
-from gptkit.checkpoint import FILE_MODE, load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from gptkit.files import FILE_MODE  # noqa: E402
 from gptkit.cli import cli  # noqa: E402
 from gptkit.errors import CheckpointError, TokenizerError  # noqa: E402
 from gptkit.hf import export_hf, import_hf  # noqa: E402

@@ -116,3 +116,32 @@ def test_time_claims_agree_and_name_the_cpu():
     # the measured figure beside it: the AVX-512 run, scaled to the AVX2 CPU's training speed
     assert "5 min 4 s in all" in readme and "~9.6 min" in readme
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
+
+
+def test_fresh_removes_only_what_the_quickstart_made(tmp_path):
+    import pytest
+
+    from gptkit.demo.quickstart import MARK, claim_folder
+    from gptkit.errors import UsageError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    for fresh in (False, True):  # a folder holding anything else is refused, with or without --fresh
+        with pytest.raises(UsageError, match="holds thesis.tex, which the quickstart did not write"):
+            claim_folder(mine, fresh=fresh)
+    assert (mine / "thesis.tex").read_text() == "years of work" and not (mine / MARK).exists()
+
+    old = tmp_path / "old"  # stages of an older quickstart, not marked yet: --fresh refuses
+    (old / "base" / "step-000001").mkdir(parents=True)
+    with pytest.raises(UsageError, match="not marked as the quickstart's own"):
+        claim_folder(old, fresh=True)
+    assert (old / "base" / "step-000001").is_dir()
+    claim_folder(old, fresh=False)  # reused as it is, and marked
+    assert (old / MARK).is_file() and (old / "base" / "step-000001").is_dir()
+    claim_folder(old, fresh=True)
+    assert sorted(p.name for p in old.iterdir()) == [MARK]
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file; expected a folder"):
+        claim_folder(tmp_path / "file", fresh=True)

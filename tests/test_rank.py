@@ -133,6 +133,11 @@ def test_auto_ranks_rules():
         parse_auto_rule("random")
 
 
+def test_auto_regex_that_backtracks_forever_is_stopped():
+    with pytest.raises(DataError, match=r"field '--auto regex:PATTERN': regular expression .* ran over 1s"):
+        auto_ranks(AutoRule("regex", r"(a|aa)+$"), ["short", "a" * 60 + "!"])
+
+
 # ----------------------------------------------------------------------------- prompt files
 
 
@@ -163,7 +168,7 @@ def test_prompt_files_in_every_format(tmp_path):
     ("bad.yaml", "- A?\n- B?\n- [1, 2]\n", "bad.yaml:3: expected a prompt"),
     ("bad.yaml", "- A?\n-  prompt: 3\n", "bad.yaml:2: field 'prompt'"),
     ("bad.yaml", "prompt: A?\n", "bad.yaml:1: expected a list"),
-    ("bad.yaml", "- A?\n- [unclosed\n", "bad.yaml:3: invalid YAML"),
+    ("bad.yaml", "- A?\n- [unclosed\n", "bad.yaml:3: malformed YAML"),
     ("empty.txt", "\n\n", "empty.txt: no prompts"),
     ("p.csv", "a,b\n", "expected a .txt, .jsonl or .yaml"),
 ])
@@ -176,7 +181,7 @@ def test_prompt_file_errors_name_file_and_line(tmp_path, name, content, where):
 
 
 def test_missing_prompt_file(tmp_path):
-    with pytest.raises(DataError, match="cannot read prompts file"):
+    with pytest.raises(DataError, match="nope.txt: no such file"):
         load_rank_prompts(str(tmp_path / "nope.txt"))
 
 

@@ -85,7 +85,7 @@ def test_migrations_run_in_one_transaction(tmp_path, monkeypatch):
     open_logbook(path).close()
     broken = [["CREATE TABLE half_done (x)", "THIS IS NOT SQL"]]
     monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS + broken)
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(GptkitError, match="cannot open the logbook: near \"THIS\": syntax error"):
         open_logbook(path)
     monkeypatch.undo()
     assert "half_done" not in table_names(path)
@@ -153,7 +153,7 @@ def test_chat_turns_belong_to_a_session(lb):
     row = lb._conn.execute("SELECT * FROM sessions WHERE id = ?", (session,)).fetchone()
     assert (row["mode"], row["title"]) == ("chat", "moon")
     assert json.loads(row["checkpoints"]) == ["sft-1"]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(GptkitError, match="logbook write failed: FOREIGN KEY constraint failed"):
         lb.log_generation(kind="chat", session_id="no-such-session", prompt="q", output="a")
 
 
@@ -358,6 +358,39 @@ def test_malformed_import_line_names_path_line_and_field(lb, tmp_path, bad_line,
         import_file(lb, path)
     assert info.value.line == 3 and info.value.field == field
     assert lb.rankings() == []  # all lines or none
+
+
+def test_import_is_idempotent_and_refuses_rows_without_a_preference(lb, tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    rows = [{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "q", "chosen": "c", "rejected": "r"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:1]), encoding="utf-8")
+    assert import_file(lb, path) == 2  # a repeated row counts once
+    assert import_file(lb, path) == 0  # importing the same file again adds nothing
+    assert len(lb.rankings()) == 2
+    same = tmp_path / "same.jsonl"
+    same.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"prompt": "p", "chosen": "x", "rejected": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"same\.jsonl:2: field 'rejected': the same text as chosen"):
+        import_file(lb, same)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(DataError, match="empty.jsonl: no preference pairs in file"):
+        import_file(lb, empty)
+    assert len(lb.rankings()) == 2
+
+
+def test_check_reports_a_damaged_file_as_its_finding(tmp_path):
+    path = tmp_path / "book.db"
+    with open_logbook(path) as book:
+        for i in range(300):
+            book.log_generation(prompt="p" * 500, output="o" * 500)
+    data = bytearray(path.read_bytes())
+    for offset in range(3 * 4096, len(data), 4096):  # scribble over every page past the schema
+        data[offset + 100: offset + 300] = b"\xff" * 200
+    path.write_bytes(bytes(data))
+    with open_logbook(path) as book:
+        assert book.check() == ["the database is damaged: database disk image is malformed"]
+        with pytest.raises(GptkitError, match="logbook read failed: database disk image is malformed"):
+            book.export_entries(io.StringIO())
 
 
 def test_import_of_missing_file_is_a_data_error(lb, tmp_path):

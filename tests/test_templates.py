@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -197,9 +198,14 @@ BAD = [
     ("name: bad\nexamples:\n  - question: q\n    answer: 68\n", 4, "examples[0].answer", "put it in quotes"),
     ("name: bad\nsystem: [a]\n", 2, "system", "expected text"),
     ("name: bad\nself_consistency:\n  samples: ten\n  temperature: 0.7\n", 3, "self_consistency.samples",
-     "integer >= 1"),
+     "integer from 1 to 256"),
     ("name: bad\nself_consistency:\n  samples: true\n  temperature: 0.7\n", 3, "self_consistency.samples",
-     "integer >= 1"),
+     "integer from 1 to 256"),
+    ("name: bad\nself_consistency:\n  samples: 100000000\n  temperature: 0.7\n", 3, "self_consistency.samples",
+     "integer from 1 to 256"),
+    ("name: bad\nsampling:\n  temperature: .nan\n", 3, "sampling.temperature", ">= 0"),
+    ("name: bad\nsampling:\n  max_tokens: 100000000000000000000\n", 3, "sampling.max_tokens", "from 1 to 65536"),
+    ("name: bad\nsampling:\n  seed: 100000000000000000000\n", 3, "sampling.seed", "from 0 to"),
     ("name: bad\nself_consistency:\n  samples: 3\n", 2, "self_consistency.temperature", "missing"),
     ("name: bad\nsampling:\n  max_tokens: 8\n  temperature: -1\n", 4, "sampling.temperature", ">= 0"),
     ("name: bad\nsampling:\n  top_p: 1.5\n", 3, "sampling.top_p", "(0, 1]"),
@@ -276,7 +282,7 @@ def test_parse_template_names_its_source():
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(TemplateError, match="cannot read"):
+    with pytest.raises(TemplateError, match="missing.yaml: no such file"):
         load_template(tmp_path / "missing.yaml")
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"name: bin\nprompt: \xff\xfe\n")
@@ -287,8 +293,29 @@ def test_unreadable_files(tmp_path):
 def test_alias_bombs_stay_cheap():
     lines = ["name: bomb", "x0: &a0 [q, q, q, q, q, q, q, q, q, q]"]
     lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
-    with pytest.raises(TemplateError, match="field 'x0': unknown key"):
+    with pytest.raises(TemplateError, match=r"<string>:\d+: YAML expands to more than 100,000 values") as err:
         parse_template("\n".join(lines) + "\n")
+    assert len(str(err.value)) < 200
+    few = ["name: few", "x0: &a0 [q, q]", "x1: [*a0, *a0]"]  # aliases that stay small pass this check
+    with pytest.raises(TemplateError, match="field 'x0': unknown key"):
+        parse_template("\n".join(few) + "\n")
+    with pytest.raises(TemplateError, match="refers to the value that contains it"):
+        parse_template("name: loop\nexamples: &a [*a]\n")
+
+
+def test_prompt_list_flags_a_bad_template_and_lists_the_rest(isolated_home):
+    user = isolated_home / "prompts"
+    user.mkdir(parents=True)
+    (user / "fine.yaml").write_text("name: fine\n", encoding="utf-8")
+    (user / "broken.yaml").write_text("name: broken\nsampling: {top_k: 0}\n", encoding="utf-8")
+    os.mkfifo(user / "pipe.yaml")  # would block a plain read forever
+    problems = []
+    names = [t.name for t in list_templates(problems)]
+    assert "fine" in names and "broken" not in names and len(names) == len(list(SHIPPED_DIR.glob("*.yaml"))) + 1
+    assert sorted(Path(str(p).split(":")[0]).name for p in problems) == ["broken.yaml", "pipe.yaml"]
+    assert "is a pipe" in " ".join(map(str, problems))
+    with pytest.raises(TemplateError):
+        list_templates()
 
 
 # ---- lookup --------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Conversations for supervised fine-tuning: JSONL in, padded (x, y, loss_mask) batches out.
 
 Accepted lines (validated one by one; a bad line is reported as file:line and field):
-- `{"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}` (OpenAI/TRL)
-- `{"prompt": "...", "completion": "..."}` (one user turn, one assistant answer)
+- `{"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}` (OpenAI/TRL):
+  an optional system message first, then user and assistant turns alternating, user first; at
+  least one assistant turn, and no assistant turn empty (it would teach the model to say nothing)
+- `{"prompt": "...", "completion": "..."}` (one user turn, one assistant answer, not empty)
 
 Every conversation becomes `(ids, mask)` through `tokenizer.render_chat`, the single place where
 chat structure meets tokens, so the loss covers the assistant's tokens and their end-of-turn.
@@ -31,11 +33,24 @@ def parse_conversation(obj, path, line: int) -> list[dict]:
                 raise DataError("expected a string", path=path, line=line, field=f"messages[{i}].content")
         if not any(m["role"] == "assistant" for m in messages):
             raise DataError("no assistant message: nothing to learn from", path=path, line=line, field="messages")
+        start = 1 if messages[0]["role"] == "system" else 0
+        for i, m in enumerate(messages[start:], start=start):
+            expected = "user" if (i - start) % 2 == 0 else "assistant"
+            if m["role"] != expected:
+                raise DataError(f"expected a {expected} message here (a system message first if any, then user and "
+                                f"assistant turns alternating, user first), got {m['role']}", path=path, line=line,
+                                field=f"messages[{i}].role")
+            if expected == "assistant" and not m["content"].strip():
+                raise DataError("an empty assistant turn (it would teach the model to answer nothing)", path=path,
+                                line=line, field=f"messages[{i}].content")
         return [{"role": m["role"], "content": m["content"]} for m in messages]
     if "prompt" in obj or "completion" in obj:
         for key in ("prompt", "completion"):
             if not isinstance(obj.get(key), str):
                 raise DataError("expected a string", path=path, line=line, field=key)
+        if not obj["completion"].strip():
+            raise DataError("empty (it would teach the model to answer nothing)", path=path, line=line,
+                            field="completion")
         return [{"role": "user", "content": obj["prompt"]}, {"role": "assistant", "content": obj["completion"]}]
     raise DataError('expected {"messages": [...]} or {"prompt": ..., "completion": ...}', path=path, line=line)
 
@@ -47,8 +62,6 @@ def load_conversations(spec: str) -> list[list[dict]]:
 
         return toyworld.sft_conversations()
     path = Path(spec).expanduser()
-    if not path.is_file():
-        raise DataError("no such file", path=path)
     conversations = [parse_conversation(obj, path, line_no) for line_no, obj in iter_jsonl(path)]
     if not conversations:
         raise DataError("no conversations in file", path=path)

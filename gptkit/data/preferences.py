@@ -49,8 +49,6 @@ def read_preference_file(path) -> list[tuple[int, tuple]]:
     """(line number, (prompt, chosen, rejected)) for each row of a TRL preference JSONL file, in
     any of the three forms; DataError naming file:line:field at the first bad row."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError("no such file", path=path)
     rows = [(line_no, parse_preference(obj, path, line_no)) for line_no, obj in iter_jsonl(path)]
     if not rows:
         raise DataError("no preference pairs in file", path=path)

@@ -25,6 +25,7 @@ import numpy as np
 
 from gptkit import paths
 from gptkit.errors import DataError
+from gptkit.files import clip, parse_json, read_text
 
 TEXT_SUFFIXES = (".txt", ".md")
 
@@ -34,12 +35,16 @@ def input_files(specs: Iterable[str | Path]) -> list[Path]:
     files: list[Path] = []
     for spec in specs:
         path = Path(spec).expanduser()
-        if path.is_dir():
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError as e:  # e.g. a name too long for the filesystem
+            raise DataError(f"cannot read ({e.strerror})", path=clip(str(path))) from None
+        if is_dir:
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + (".jsonl",))
             if not found:
                 raise DataError("folder has no .txt, .md or .jsonl files", path=path)
             files.extend(found)
-        elif path.is_file():
+        elif exists:  # read_text refuses anything but a regular file (a pipe would hang)
             files.append(path)
         else:
             raise DataError("no such file or folder", path=path)
@@ -48,31 +53,14 @@ def input_files(specs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_text_file(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read ({e.strerror})", path=path) from None
-    if b"\x00" in raw[:65536]:
-        raise DataError("looks like a binary file (NUL bytes); expected UTF-8 text", path=path)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text (invalid byte at offset {e.start})", path=path) from None
-
-
 def iter_jsonl(path: Path):
     """(line number, parsed value) for each non-blank line; invalid JSON is a DataError at file:line.
 
     Lines split on "\\n" only, not str.splitlines(): JSON strings may hold U+2028 unescaped.
     """
-    for line_no, line in enumerate(read_text_file(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield line_no, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg})", path=path, line=line_no) from None
+    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
+        if line.strip():
+            yield line_no, parse_json(line, path=path, line=line_no)
 
 
 def read_jsonl(path: Path, field: str = "text") -> list[str]:
@@ -90,7 +78,7 @@ def read_documents(files: list[Path]) -> list[str]:
         if path.suffix.lower() == ".jsonl":
             docs.extend(read_jsonl(path))
         else:
-            docs.append(read_text_file(path))
+            docs.append(read_text(path))
     docs = [d for d in docs if d.strip()]
     if not docs:
         raise DataError("all input documents are empty", path=files[0] if len(files) == 1 else None)

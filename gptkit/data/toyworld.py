@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gptkit.data import families
+from gptkit.files import atomic_write, make_folder
 
 # ----------------------------------------------------------------------------- the world's facts
 
@@ -811,18 +812,17 @@ eval.jsonl      held-out tasks {{"kind", "question", "answer", "reasoning"}}: ca
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def write_toyworld(out_dir: Path, seed: int = 0) -> dict[str, Path]:
     """Write the toy world's files into `out_dir` (created if needed); returns {file name: path}."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir, "--out")
     docs = pretrain_documents(seed)
     paths = {name: out_dir / name for name in ("pretrain.jsonl", "pretrain.txt", "sft.jsonl", "eval.jsonl", "README.txt")}
     _write_jsonl(paths["pretrain.jsonl"], [{"text": doc} for doc in docs])
-    paths["pretrain.txt"].write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    atomic_write(paths["pretrain.txt"], "\n\n".join(docs) + "\n")
     _write_jsonl(paths["sft.jsonl"], [{"messages": chat} for chat in sft_conversations(seed)])
     _write_jsonl(paths["eval.jsonl"], [asdict(task) for task in eval_tasks() + reasoning_tasks()])
-    paths["README.txt"].write_text(_README.format(seed=seed), encoding="utf-8")
+    atomic_write(paths["README.txt"], _README.format(seed=seed))
     return paths

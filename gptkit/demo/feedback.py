@@ -25,6 +25,7 @@ import random
 import time
 from pathlib import Path
 
+from gptkit.files import atomic_write
 from gptkit.prompting.answers import truth_ranks
 
 RATER = "auto:truth"
@@ -109,10 +110,8 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0
                          "strangers), ranking them by their final answer's truth")
         with open_logbook() as lb:
             pairs = rank_chains(sft, questions, k=samples, seed=seed, max_tokens=max_tokens, logbook=lb)
-        tmp = pairs_file.with_name(f".{pairs_file.name}.tmp")
-        tmp.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}, ensure_ascii=False) + "\n"
-                               for p, c, r in pairs), encoding="utf-8")
-        tmp.replace(pairs_file)
+        atomic_write(pairs_file, "".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}, ensure_ascii=False)
+                                         + "\n" for p, c, r in pairs))
     seconds["ranking"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -144,5 +143,5 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0
         "assistant": sft.name, "policy": str(policy.path) if policy else None,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
-    (out_dir / FIGURES_FILE).write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write(out_dir / FIGURES_FILE, json.dumps(figures, indent=2, ensure_ascii=False))
     return figures

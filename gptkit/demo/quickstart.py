@@ -24,6 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gptkit.errors import UsageError
+from gptkit.files import atomic_write, make_folder
 from gptkit.demo.evaluate import ask, heldout_accuracy, question_rate
 
 
@@ -51,6 +52,38 @@ SIZES = {
     "medium": Plan("medium", 4096, 2000, 16, 2e-3, 600, 16, 6e-4),
     "large": Plan("large", 4096, 4000, 32, 1e-3, 1000, 32, 3e-4),
 }
+
+
+MARK = ".gptkit-quickstart"  # in a folder the quickstart made: --fresh may empty it
+OWN_ENTRIES = ("tokenizer", "base", "assistant", "policy", "results.json")  # all it ever writes there
+
+
+def claim_folder(out_dir: Path, *, fresh: bool) -> Path:
+    """`out_dir`, created and marked as the quickstart's own; with `fresh`, emptied of its stages.
+
+    Only what the quickstart writes is ever removed: a folder holding anything else is refused,
+    and --fresh empties only a folder that carries the quickstart's mark (a folder from an older
+    gptkit gets it on the first run without --fresh)."""
+    out_dir = make_folder(out_dir, "--out")
+    entries = {p.name for p in out_dir.iterdir()}
+    foreign = sorted(entries - {*OWN_ENTRIES, MARK})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"--out {out_dir}: holds {shown}, which the quickstart did not write; "
+                         "give it an empty or a new folder")
+    if fresh and entries and MARK not in entries:
+        raise UsageError(f"--out {out_dir}: --fresh would delete {', '.join(sorted(entries))}, but this folder "
+                         "is not marked as the quickstart's own; remove them yourself or choose a new folder")
+    if fresh:
+        for name in OWN_ENTRIES:
+            path = out_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    atomic_write(out_dir / MARK, "made by `gptkit quickstart`: --fresh deletes its stages "
+                 f"({', '.join(OWN_ENTRIES)}) and nothing else\n")
+    return out_dir
 
 
 # For the estimate printed after the first training steps, from the default run's figures (README:
@@ -106,10 +139,7 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
     plan = SIZES[size]
     console = console or Console()
     dc = pick_device(device)
-    out_dir = Path(out_dir)
-    if fresh and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = claim_folder(Path(out_dir), fresh=fresh)
     timings: dict[str, float] = {}
     console.rule("[bold]gptkit quickstart[/]: from raw text to an assistant, on the toy world")
     console.print(f"size [bold]{size}[/] ({plan.preset} preset), device {dc.label}; output in {out_dir}")
@@ -194,7 +224,7 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
                                                 eval_limit=plan.table_limit, reporter=make_reporter("feedback (DPO)", as_json))
         timings["feedback"] = time.perf_counter() - t0
         results["seconds"]["feedback"] = round(timings["feedback"], 1)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
     if not as_json:
         print_report(console, results, out_dir)
     return results

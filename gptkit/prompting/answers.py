@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gptkit.errors import DataError, TemplateError, UsageError
+from gptkit.files import clip, excerpt
 
 
 def _strip_punct(text: str) -> str:
@@ -65,12 +66,36 @@ def normalize_answer(text: str, names: Iterable[str]) -> str:
     return text
 
 
+REGEX_SECONDS = 1.0  # per search of one text: enough for any sane pattern, and a bound on a bad one
+
+
+def compile_user_regex(pattern: str, *, field: str, path=None):
+    """`pattern` compiled by the `regex` package (re's syntax); DataError naming `field` if invalid."""
+    import regex
+
+    try:
+        return regex.compile(pattern)
+    except (regex.error, ValueError, OverflowError, RecursionError, MemoryError) as err:
+        raise DataError(f"invalid regular expression {excerpt(pattern)}: {clip(str(err))}", path=path,
+                        field=field) from None
+
+
+def search_user_regex(pattern: str, text: str, *, field: str):
+    """The first match of a user's `pattern` in `text`, or None, found within REGEX_SECONDS: a
+    pattern that backtracks catastrophically is a DataError naming `field`, not a hung run."""
+    try:
+        return compile_user_regex(pattern, field=field).search(text, timeout=REGEX_SECONDS)
+    except TimeoutError:
+        raise DataError(f"regular expression {excerpt(pattern)} ran over {REGEX_SECONDS:g}s on one text "
+                        "(nested repeats like (a+)+ backtrack without end); simplify it", field=field) from None
+
+
 def answer_regex_problem(regex: str) -> str | None:
     """What is wrong with an answer regex, in a few words, or None when it is usable."""
     try:
-        groups = re.compile(regex).groups
-    except re.error as err:
-        return f"invalid regular expression: {err}"
+        groups = compile_user_regex(regex, field="answer.regex").groups
+    except DataError as err:
+        return str(err).removeprefix("field 'answer.regex': ")
     if groups != 1:
         return f"needs exactly one capture group (the answer), found {groups}"
     return None
@@ -91,8 +116,8 @@ def extract_answer(text: str, regex: str | None, normalize: tuple[str, ...] = ()
     else:
         problem = answer_regex_problem(regex)
         if problem:
-            raise TemplateError(f"{problem}: {regex!r}", field="answer.regex")
-        match = re.search(regex, text)
+            raise TemplateError(f"{problem}: {excerpt(regex)}", field="answer.regex")
+        match = search_user_regex(regex, text, field="answer.regex")
         raw = match.group(1) if match else None
     if raw is None:
         return None
@@ -141,7 +166,7 @@ def score(output_answer: str | None, expected: str, method: str = "exact") -> bo
     template can never match "Tokyo".
     """
     if method not in SCORE_METHODS:
-        raise UsageError(f"unknown scoring method {method!r}; expected one of: {', '.join(SCORE_METHODS)}")
+        raise UsageError(f"unknown scoring method {excerpt(method)}; expected one of: {', '.join(SCORE_METHODS)}")
     if not expected.strip():
         raise DataError("expected answer is empty", field="expected")
     if output_answer is None:
@@ -150,10 +175,7 @@ def score(output_answer: str | None, expected: str, method: str = "exact") -> bo
         return output_answer.strip() == expected.strip()
     if method == "contains":
         return expected.strip() in output_answer
-    try:
-        return re.search(expected, output_answer) is not None
-    except re.error as err:
-        raise DataError(f"invalid regular expression {expected!r}: {err}", field="expected") from None
+    return search_user_regex(expected, output_answer, field="expected") is not None
 
 
 _ANSWER_IS = r"[Tt]he answer is:?\s*([^\n]*)"

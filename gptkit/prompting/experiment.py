@@ -28,7 +28,6 @@ import csv
 import difflib
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,11 +36,19 @@ from pathlib import Path
 
 from gptkit.checkpoint import GENERATIVE_KINDS, Checkpoint
 from gptkit.errors import DataError, TemplateError, UsageError
-from gptkit.prompting.answers import SCORE_METHODS, Vote, extract_answer, majority_vote, normalize_answer, score
-from gptkit.data.text import iter_jsonl, read_text_file
+from gptkit.prompting.answers import (
+    SCORE_METHODS,
+    Vote,
+    compile_user_regex,
+    extract_answer,
+    majority_vote,
+    normalize_answer,
+    score,
+)
+from gptkit.data.text import iter_jsonl
+from gptkit.files import atomic_writer, excerpt, parse_yaml, read_text
 from gptkit.prompting.templates import (
     Template,
-    compose_yaml,
     load_template,
     render_base,
     render_chat_messages,
@@ -52,6 +59,7 @@ from gptkit.prompting.templates import (
 SC_DEFAULT_TEMPERATURE = 0.7  # --samples K on a greedy template: Wang et al. sample at 0.5-0.7
 CASE_KEYS = ("id", "question", "vars", "expected", "kind")
 RESULT_SUFFIXES = (".jsonl", ".csv")
+MAX_CASES_BYTES = 64 << 20  # a YAML case file is read whole and composed node by node
 
 
 # ---- cases -----------------------------------------------------------------------------------
@@ -114,12 +122,12 @@ def _read_case_file(path: Path) -> list[Case]:
     if path.suffix == ".jsonl":
         items = [(item, line) for line, item in iter_jsonl(path)]
     else:
-        items = _yaml_items(read_text_file(path), path)
+        items = _yaml_items(read_text(path, max_bytes=MAX_CASES_BYTES), path)
     cases, seen = [], {}
     for position, (item, line) in enumerate(items, start=1):
         case = _case_from_item(item, position, path, line)
         if case.id in seen:
-            raise DataError(f"duplicate id {case.id!r} (first on line {seen[case.id]})", path=path, line=line, field="id")
+            raise DataError(f"duplicate id {excerpt(case.id)} (first on line {seen[case.id]})", path=path, line=line, field="id")
         seen[case.id] = line
         cases.append(case)
     if not cases:
@@ -129,7 +137,7 @@ def _read_case_file(path: Path) -> list[Case]:
 
 def _yaml_items(text: str, path: Path) -> list[tuple[object, int]]:
     """(item, line) for each entry of the top-level list."""
-    data, root = compose_yaml(text, path, error=DataError)
+    data, root = parse_yaml(text, path=path)
     if data is None:
         return []
     if not isinstance(data, list):
@@ -164,7 +172,7 @@ def _case_from_item(item, position: int, path: Path, line: int) -> Case:
     variables = {}
     for name, value in raw_vars.items():
         if not isinstance(name, str) or not name.isidentifier():
-            raise DataError(f"{name!r} is not a variable name", path=path, line=line, field="vars")
+            raise DataError(f"{excerpt(name)} is not a variable name", path=path, line=line, field="vars")
         variables[name] = _case_text(value, path, line, f"vars.{name}")
     if item.get("question") is not None:
         if "question" in variables:
@@ -184,7 +192,7 @@ def check_cases(templates: Sequence[Template], cases: Sequence[Case], score_meth
     """Fail before any generation when a case cannot run: a template variable it lacks, or a
     regex `expected` that does not compile."""
     if score_method not in SCORE_METHODS:
-        raise UsageError(f"unknown scoring method {score_method!r}; expected one of: {', '.join(SCORE_METHODS)}")
+        raise UsageError(f"unknown scoring method {excerpt(score_method)}; expected one of: {', '.join(SCORE_METHODS)}")
     for case in cases:
         if not case.expected.strip():
             raise DataError(f"case {case.id}: expected answer is empty", path=case.source, field="expected")
@@ -194,11 +202,7 @@ def check_cases(templates: Sequence[Template], cases: Sequence[Case], score_meth
                 raise DataError(f"case {case.id}: template '{t.name}' needs variable '{missing[0]}'; give it in vars",
                                 path=case.source, field="vars")
         if score_method == "regex":
-            try:
-                re.compile(case.expected)
-            except re.error as err:
-                raise DataError(f"invalid regular expression {case.expected!r}: {err}", path=case.source,
-                                field="expected") from None
+            compile_user_regex(case.expected, field="expected", path=case.source)
 
 
 # ---- rendering and answering one case --------------------------------------------------------
@@ -518,16 +522,13 @@ def write_results(result: ExperimentResult, path: Path) -> int:
     path = Path(path)
     check_results_path(path)
     rows = [row.to_dict() for row in result.rows]
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as fp:
-            if path.suffix.lower() == ".jsonl":
-                fp.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-            else:
-                writer = csv.DictWriter(fp, fieldnames=CSV_COLUMNS)
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({key: json.dumps(row[key], ensure_ascii=False)
-                                     if isinstance(row[key], (list, dict)) else row[key] for key in CSV_COLUMNS})
-    except OSError as err:
-        raise DataError(f"cannot write results: {err.strerror}", path=path) from None
+    with atomic_writer(path, newline="") as fp:
+        if path.suffix.lower() == ".jsonl":
+            fp.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        else:
+            writer = csv.DictWriter(fp, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({key: json.dumps(row[key], ensure_ascii=False)
+                                 if isinstance(row[key], (list, dict)) else row[key] for key in CSV_COLUMNS})
     return len(rows)

@@ -42,6 +42,7 @@ reads back the very format it teaches.
 """
 
 import difflib
+import math
 import re
 import string
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,9 @@ from pathlib import Path
 import yaml
 
 from gptkit import paths
-from gptkit.errors import TemplateError
+from gptkit.errors import DataError, TemplateError
+from gptkit.files import excerpt, parse_yaml, read_text
+from gptkit.limits import MAX_NEW_TOKENS, MAX_SAMPLES, MAX_SEED, MAX_TOP_K
 from gptkit.prompting.answers import NORMALIZATIONS, answer_regex_problem, extract_answer, normalize_answer
 
 
@@ -63,6 +66,7 @@ def _shipped_dir() -> Path:
 
 
 SHIPPED_DIR = _shipped_dir()
+MAX_TEMPLATE_BYTES = 1 << 20  # a template is a page of YAML; anything this big is a mistake
 DEFAULT_SAMPLING = {"temperature": 0.0, "top_k": None, "top_p": None, "max_tokens": 128, "seed": 0}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _TOP_KEYS = ("name", "description", "system", "instructions", "examples", "prompt", "variables",
@@ -132,9 +136,21 @@ def load_template(path_or_name: str | Path) -> Template:
     raise TemplateError(f"no template named '{path_or_name}' ({hint})")
 
 
-def list_templates() -> list[Template]:
-    """Every template of every folder of `template_folders`, in its order, each sorted by name."""
-    return [_load_file(p) for _, folder in template_folders() for p in _yaml_files(folder)]
+def list_templates(problems: list[TemplateError] | None = None) -> list[Template]:
+    """Every template of every folder of `template_folders`, in its order, each sorted by name.
+
+    With a `problems` list, a file that does not load is appended to it as its error and left
+    out, so one bad file of the user's does not hide the others; without one, it is raised."""
+    templates = []
+    for _, folder in template_folders():
+        for path in _yaml_files(folder):
+            try:
+                templates.append(_load_file(path))
+            except TemplateError as err:
+                if problems is None:
+                    raise
+                problems.append(err)
+    return templates
 
 
 def template_origin(t: Template) -> str:
@@ -144,16 +160,17 @@ def template_origin(t: Template) -> str:
 
 
 def _yaml_files(folder: Path) -> list[Path]:
+    """The folder's *.yaml entries (a pipe or a folder among them is listed, to be refused by name)."""
     return sorted(folder.glob("*.yaml"), key=lambda p: p.stem) if folder.is_dir() else []
 
 
 def _load_file(path: Path) -> Template:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise TemplateError("expected UTF-8 text", path=path) from None
-    except OSError as err:
-        raise TemplateError(f"cannot read template: {err.strerror}", path=path) from None
+        text = read_text(path, max_bytes=MAX_TEMPLATE_BYTES)
+    except TemplateError:
+        raise
+    except DataError as err:  # the same message, as the template error it is
+        raise TemplateError(str(err)) from None
     return replace(_parse(text, str(path), file_stem=path.stem), source=path)
 
 
@@ -247,29 +264,15 @@ def _number(doc: _Doc, mapping: dict, at: tuple, key: str, default, *, integer: 
     if value is None:
         return default
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not ok(value):
-        raise doc.error((*at, key), f"expected {expected}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, kinds) or (isinstance(value, float) and not math.isfinite(value)) \
+            or not ok(value):
+        raise doc.error((*at, key), f"expected {expected}, got {excerpt(value)}")
     return value if integer else float(value)
-
-
-def compose_yaml(text: str, source, error=TemplateError):
-    """(data, node tree) of a YAML text under the safe loader; the nodes carry line numbers.
-    Malformed YAML raises `error` (a DataError subclass) naming the source and line."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        problem = " ".join(str(err.problem or err.context).split())
-        raise error(f"malformed YAML: {problem}", path=source, line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as err:
-        raise error(f"malformed YAML: {' '.join(str(err).split())}", path=source) from None
-    return data, root
 
 
 def _parse_yaml(text: str, source: str) -> tuple[dict, _Doc]:
     """The top-level mapping and the line of every key in it."""
-    data, root = compose_yaml(text, source)
+    data, root = parse_yaml(text, path=source, error=TemplateError)
     if not isinstance(data, dict):
         line = root.start_mark.line + 1 if root is not None else 1
         raise TemplateError(f"expected a mapping of template keys at the top level, got {_describe(data)}",
@@ -342,7 +345,8 @@ def _parse_self_consistency(doc: _Doc, data: dict) -> tuple[int | None, float | 
     for key in ("samples", "temperature"):
         if sc.get(key) is None:
             raise doc.error((*at, key), "missing; self_consistency needs samples and temperature")
-    samples = _number(doc, sc, at, "samples", None, integer=True, ok=lambda v: v >= 1, expected="an integer >= 1")
+    samples = _number(doc, sc, at, "samples", None, integer=True, ok=lambda v: 1 <= v <= MAX_SAMPLES,
+                      expected=f"an integer from 1 to {MAX_SAMPLES}")
     temperature = _number(doc, sc, at, "temperature", None, integer=False, ok=lambda v: v > 0,
                           expected="a number > 0")
     return samples, temperature
@@ -359,7 +363,7 @@ def _parse_answer(doc: _Doc, data: dict) -> tuple[str | None, tuple[str, ...]]:
         if step not in NORMALIZATIONS:
             close = difflib.get_close_matches(str(step), NORMALIZATIONS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(NORMALIZATIONS)}"
-            raise doc.error((*at, "normalize", i), f"unknown normalisation {step!r} ({hint})")
+            raise doc.error((*at, "normalize", i), f"unknown normalisation {excerpt(step)} ({hint})")
     return regex, tuple(steps)
 
 
@@ -368,10 +372,10 @@ def _parse_sampling(doc: _Doc, data: dict) -> dict:
     given = _mapping(doc, data.get("sampling"), at, tuple(DEFAULT_SAMPLING))
     rules = {  # key: (integer, ok, expected)
         "temperature": (False, lambda v: v >= 0, "a number >= 0"),
-        "top_k": (True, lambda v: v >= 1, "an integer >= 1"),
+        "top_k": (True, lambda v: 1 <= v <= MAX_TOP_K, f"an integer from 1 to {MAX_TOP_K}"),
         "top_p": (False, lambda v: 0 < v <= 1, "a number in (0, 1]"),
-        "max_tokens": (True, lambda v: v >= 1, "an integer >= 1"),
-        "seed": (True, lambda v: v >= 0, "an integer >= 0"),
+        "max_tokens": (True, lambda v: 1 <= v <= MAX_NEW_TOKENS, f"an integer from 1 to {MAX_NEW_TOKENS}"),
+        "seed": (True, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
     }
     return {key: _number(doc, given, at, key, DEFAULT_SAMPLING[key], integer=integer, ok=ok, expected=expected)
             for key, (integer, ok, expected) in rules.items()}
@@ -381,7 +385,7 @@ def _parse_stop(doc: _Doc, data: dict) -> tuple[str, ...]:
     stop = _list(doc, data.get("stop"), ("stop",), "texts")
     for i, item in enumerate(stop):
         if not isinstance(item, str) or not item:
-            raise doc.error(("stop", i), f"expected non-empty text, got {item!r}")
+            raise doc.error(("stop", i), f"expected non-empty text, got {excerpt(item)}")
     return tuple(stop)
 
 
@@ -398,10 +402,15 @@ def _check_consistency(doc: _Doc, t: Template) -> None:
             raise doc.error(("examples", i, "reasoning"), "missing; chain_of_thought.exemplars is true")
         # The template must read back the format it teaches, or every answer it gets is lost.
         key = "reasoning" if t.cot_exemplars else "answer"
-        got = extract_answer(_shown_answer(t, ex), t.answer_regex, t.normalize)
+        try:
+            got = extract_answer(_shown_answer(t, ex), t.answer_regex, t.normalize)
+        except TemplateError:
+            raise
+        except DataError as err:  # the regex ran out of time on this example: say where the template is
+            raise doc.error(("answer", "regex"), str(err).removeprefix("field 'answer.regex': ")) from None
         want = normalize_answer(ex.answer, t.normalize)
         if got != want:
-            raise doc.error(("examples", i, key), f"answer extraction reads {got!r} here, but the answer is {want!r}")
+            raise doc.error(("examples", i, key), f"answer extraction reads {excerpt(got)} here, but the answer is {excerpt(want)}")
 
 
 def _parse(text: str, source: str, file_stem: str | None) -> Template:
@@ -414,13 +423,13 @@ def _parse(text: str, source: str, file_stem: str | None) -> Template:
     variables = _parse_variables(doc, data, _prompt_fields(doc, prompt))
     base_layout = _text(doc, data, (), "base_layout", default="qa")
     if base_layout not in ("qa", "raw"):
-        raise doc.error(("base_layout",), f"expected qa or raw, got {base_layout!r}")
+        raise doc.error(("base_layout",), f"expected qa or raw, got {excerpt(base_layout)}")
     cot = _mapping(doc, data.get("chain_of_thought"), ("chain_of_thought",), ("exemplars", "trigger"))
     exemplars = cot.get("exemplars", False)
     if exemplars is None:
         exemplars = False
     if not isinstance(exemplars, bool):
-        raise doc.error(("chain_of_thought", "exemplars"), f"expected true or false, got {exemplars!r}")
+        raise doc.error(("chain_of_thought", "exemplars"), f"expected true or false, got {excerpt(exemplars)}")
     sc_samples, sc_temperature = _parse_self_consistency(doc, data)
     answer_regex, normalize = _parse_answer(doc, data)
     template = Template(

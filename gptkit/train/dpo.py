@@ -182,9 +182,9 @@ def run_dpo(*, init_from: str | None, data: str, run_dir, cfg, dc, beta: float =
     from gptkit.errors import UsageError
     from gptkit.train.loop import train, without_validation
 
+    pairs = load_preference_pairs(data, include_synthetic=include_synthetic)  # bad data fails before any model loads
     start = start_policy(init_from, run_dir, resume)
     tokenizer, model, saved = start.tokenizer, start.model, start.saved
-    pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
     if resume and saved.get("method") != "dpo":
         raise UsageError(f"--resume: {run_dir} holds a {saved.get('method') or saved['kind']} run, not a DPO one")
     if resume and (saved.get("beta", beta), saved.get("sft_weight", 0.0)) != (beta, sft_weight):

@@ -25,6 +25,7 @@ same parameters bit for bit on CPU.
 
 import json
 import math
+import os
 from contextlib import nullcontext
 import signal
 import threading
@@ -36,7 +37,8 @@ import torch
 
 from gptkit.checkpoint import load_train_state, save_checkpoint
 from gptkit.device import DeviceChoice
-from gptkit.errors import TrainingError
+from gptkit.errors import CheckpointError, Interrupted, TrainingError
+from gptkit.files import clip, excerpt, lock_folder
 
 
 @dataclass
@@ -172,11 +174,28 @@ def train(
     """Train `model` with `objective` for cfg.max_steps; returns the last saved step folder.
 
     `meta` is merged into every checkpoint's metadata (parent, data, tokenizer source, ...).
-    With `resume`, continues from the newest step in `run_dir` (weights, optimizer, RNG, data).
-    Ctrl-C saves a checkpoint of the last finished step and returns it; a NaN/inf loss raises
-    TrainingError and leaves the last good checkpoint as it was. Under torchrun the ranks share
-    the work (see distributed.py); rank 0 alone reports and saves.
+    With `resume`, continues from the newest step in `run_dir` (weights, optimizer, RNG, data),
+    which must have been trained on the same `meta["data"]`.
+    Ctrl-C saves a checkpoint of the last finished step and raises `Interrupted` (exit 130) naming
+    it; a NaN/inf loss or weights raise TrainingError and leave the last good checkpoint as it
+    was. While it runs, the process holds the run folder's lock: a second run on the same folder
+    is refused. Under torchrun the ranks share the work (see distributed.py); rank 0 alone
+    reports, saves and locks.
     """
+    dist_main = _is_main_process()
+    with lock_folder(run_dir) if dist_main else nullcontext():
+        if dist_main:  # under the lock: a run that finished meanwhile is not overwritten
+            check_run_dir(Path(run_dir), resume)
+        return _train(model, tokenizer, objective, cfg, run_dir=run_dir, meta=meta, dc=dc, resume=resume,
+                      reporter=reporter)
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _train(model, tokenizer, objective, cfg: TrainConfig, *, run_dir: Path, meta: dict, dc: DeviceChoice,
+           resume: bool, reporter: Reporter | None) -> Path:
     from gptkit.checkpoint import latest_step, load_weights
     from gptkit.device import peak_flops
     from gptkit.train.distributed import any_rank, finish_distributed, init_distributed, mean_over_ranks, wrap_model
@@ -192,13 +211,18 @@ def train(
         last = latest_step(run_dir)
         if last is None:
             raise TrainingError(f"--resume: no saved step in {run_dir} to resume from")
+        check_same_data(last, meta)
         load_weights(model, last)
         model.to(device)
         opt = make_optimizer(model, cfg, dc.type)
         tensors, info = load_train_state(last)
-        restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items() if k.startswith("opt.")})
-        generator.set_state(tensors["rng.data"])
-        torch.set_rng_state(tensors["rng.torch"])
+        try:
+            restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items() if k.startswith("opt.")})
+            generator.set_state(tensors["rng.data"])
+            torch.set_rng_state(tensors["rng.torch"])
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as err:
+            raise CheckpointError(f"{last}: the saved training state does not fit this model "
+                                  f"({type(err).__name__}: {clip(str(err))}); cannot resume from it") from None
         state.step, state.tokens_seen, state.best_val = info["step"], info["tokens_seen"], info.get("best_val")
         reporter.message(f"resumed from {last} at step {state.step}")
         if state.step >= cfg.max_steps:
@@ -215,12 +239,19 @@ def train(
     def save(step_meta_extra: dict | None = None) -> Path:
         tensors = {**optimizer_tensors(opt), "rng.data": generator.get_state(), "rng.torch": torch.get_rng_state()}
         info = {"step": state.step, "tokens_seen": state.tokens_seen, "best_val": state.best_val, "train_config": cfg.to_dict()}
-        return save_checkpoint(
-            run_dir, model=model, tokenizer=tokenizer,
-            meta={**meta, "kind": objective.kind, "step": state.step, "tokens_seen": state.tokens_seen,
-                  "val_loss": state.best_val, **(step_meta_extra or {})},
-            train_tensors=tensors, train_info=info,
-        )
+        try:
+            return save_checkpoint(
+                run_dir, model=model, tokenizer=tokenizer,
+                meta={**meta, "kind": objective.kind, "step": state.step, "tokens_seen": state.tokens_seen,
+                      "val_loss": state.best_val, **(step_meta_extra or {})},
+                train_tensors=tensors, train_info=info,
+            )
+        except CheckpointError as err:
+            if "NaN or infinite" not in str(err):
+                raise
+            where = f"; the last good checkpoint is {last_saved}" if last_saved else ""
+            raise TrainingError(f"the weights became NaN or infinite by step {state.step}: stopping without "
+                                f"saving them{where} (try a lower --lr)") from None
 
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -309,7 +340,9 @@ def train(
     if not dist.is_main:
         return run_dir
     if last_saved is None:
-        raise TrainingError("interrupted before the first step finished; nothing was saved")
+        raise Interrupted("interrupted before the first step finished; nothing was saved")
+    if stop_requested:
+        raise Interrupted(f"interrupted at step {state.step}: saved {last_saved} (--resume continues the run)")
     return last_saved
 
 
@@ -321,6 +354,24 @@ def without_validation(cfg: TrainConfig, reporter: Reporter | None, why: str) ->
     if reporter:
         reporter.message(f"warning: {why}: validation is skipped (no val figures); rank a few more prompts to get them")
     return replace(cfg, eval_every=0)
+
+
+def _data_key(data) -> list[str]:
+    """--data as comparable text: each path made absolute (from the current folder), words such as
+    toyworld and logbook as they are."""
+    specs = [data] if isinstance(data, str) else list(data) if isinstance(data, (list, tuple)) else [repr(data)]
+    return [os.path.abspath(os.path.expanduser(s)) if isinstance(s, str) and os.path.exists(os.path.expanduser(s))
+            else str(s) for s in specs]
+
+
+def check_same_data(last: Path, meta: dict) -> None:
+    """A resumed run continues on the data it was trained on: TrainingError naming both otherwise."""
+    from gptkit.checkpoint import read_meta
+
+    saved, given = read_meta(last).get("data"), meta.get("data")
+    if saved is not None and given is not None and _data_key(saved) != _data_key(given):
+        raise TrainingError(f"--resume: {last.parent} was trained on --data {excerpt(saved)}, not {excerpt(given)}; "
+                            "resume with the same data, or start a new run (another --out) from it with -m")
 
 
 @dataclass
@@ -343,17 +394,23 @@ def start_run(run_dir: Path, *, resume: bool, init_from: str | None, init_kinds:
     `init_from` checkpoint (one of `init_kinds`); without one, `new_model()` -> (tokenizer,
     model), or a UsageError asking for -m/--model (`init_hint`: what it should name).
     """
-    from gptkit.checkpoint import build_model, latest_step, load_checkpoint, read_meta
+    from gptkit.checkpoint import build_model, check_vocabulary, latest_step, load_checkpoint, read_meta
     from gptkit.errors import UsageError
     from gptkit.tokenizer import load_tokenizer
 
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    if run_dir.is_dir() and _is_main_process():
+        with lock_folder(run_dir):  # a run writing here already: refused now, before any data or model loads
+            check_run_dir(run_dir, resume)
+    else:
+        check_run_dir(run_dir, resume)
     if resume:
         last = latest_step(run_dir)
         meta = read_meta(last)
         parent = meta.get("parent")
-        return RunStart(load_tokenizer(last), build_model(meta), parent, meta.get("parent_path") or parent, meta)
+        tokenizer, model = load_tokenizer(last), build_model(meta)
+        check_vocabulary(last, tokenizer, model.config)
+        return RunStart(tokenizer, model, parent, meta.get("parent_path") or parent, meta)
     if init_from:
         ckpt = load_checkpoint(init_from, kinds=init_kinds)
         return RunStart(ckpt.tokenizer, ckpt.model, ckpt.name, str(ckpt.path.resolve()), {})

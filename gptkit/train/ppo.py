@@ -267,6 +267,7 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
 
     run_dir = Path(run_dir)
     settings = settings or PPOSettings()
+    asked_prompts = load_prompts(data, include_synthetic=include_synthetic)  # bad data fails before any model loads
     start = start_policy(init_from, run_dir, resume)
     tokenizer, model, saved = start.tokenizer, start.model, start.saved
     calls_done = 0
@@ -289,7 +290,7 @@ def run_ppo(*, init_from: str | None, data: str, reward_spec: str | None, run_di
                          "train the reward model from the same SFT checkpoint")
     reference = load_frozen(start.parent_path, dc.device, CHAT_KINDS).model
     room = model.config.block_size - settings.max_new_tokens
-    encoded = [(prompt, encode_prompt(tokenizer, prompt)) for prompt in load_prompts(data, include_synthetic=include_synthetic)]
+    encoded = [(prompt, encode_prompt(tokenizer, prompt)) for prompt in asked_prompts]
     prompts = [(prompt, ids) for prompt, ids in encoded if len(ids) <= room]  # the engine would cut longer ones
     if not prompts:
         raise DataError(f"{data}: no prompt leaves room for {settings.max_new_tokens} new tokens in a "

@@ -82,11 +82,11 @@ def run_reward(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bo
     """`gptkit reward`: (last saved step folder, figures incl. held-out pairwise accuracy)."""
     from gptkit.train.loop import start_run, train, without_validation
 
+    pairs = load_preference_pairs(data, include_synthetic=include_synthetic)  # bad data fails before any model loads
     start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=CHAT_KINDS,  # it already reads chats
                       init_hint="the assistant (SFT) checkpoint the reward model starts from")
     tokenizer = start.tokenizer
     model = start.model if resume else reward_model_from(start.model)  # a resumed run's is a RewardModel already
-    pairs = load_preference_pairs(data, include_synthetic=include_synthetic)
     train_pairs, val_pairs, unheld = encode_split(tokenizer, pairs, model.config.block_size, data)
     held_out = unheld is None
     if unheld:

@@ -50,6 +50,7 @@ def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool 
     """`gptkit sft`: returns the last saved step folder of `run_dir`."""
     from gptkit.train.loop import start_run, train
 
+    conversations = load_conversations(data)  # a bad line fails before any model is loaded
     start = start_run(run_dir, resume=resume, init_from=init_from, init_kinds=("base", "assistant"),
                       init_hint="the base checkpoint to fine-tune")
     tokenizer, model = start.tokenizer, start.model
@@ -57,7 +58,7 @@ def run_sft(*, init_from: str | None, data: str, run_dir, cfg, dc, resume: bool 
         tokenizer, model, grown = add_chat_tokens(tokenizer, model)
         if reporter:
             reporter.message(grown)
-    examples = encode_conversations(tokenizer, load_conversations(data), model.config.block_size)
+    examples = encode_conversations(tokenizer, conversations, model.config.block_size)
     train_examples, val_examples = split_examples(examples)
     if reporter:
         reporter.message(f"data: {len(examples)} conversations ({len(train_examples)} train / {len(val_examples)} val)")

@@ -40,7 +40,8 @@ from rich.text import Text
 
 from gptkit import paths
 from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, peek_kind
-from gptkit.errors import UsageError
+from gptkit.errors import UsageError, WriteError
+from gptkit.files import atomic_write
 from gptkit.prompting.answers import extract_answer, majority_vote
 from gptkit.prompting.templates import load_template, render_base, render_chat_messages, required_variables
 from gptkit.ui.chat_settings import (CHAT_FORMAT, MODES, SETTINGS, TEMPLATE_SETTINGS, ChatSettings, read_saved_chat,
@@ -592,16 +593,14 @@ class ChatSession:
         """Write the chat to `path` atomically (the old file stays whole until the new one is in
         place). An existing file is replaced only with `overwrite`, or when it is the file this
         chat came from or was saved to."""
-        from gptkit.checkpoint import atomic_write_text
-
         if path.is_dir():
             raise UsageError(f"/save: {path} is a folder; give a file name")
         if path.exists() and not overwrite and not _same_file(path, self.file):
             raise UsageError(f"/save: {path} exists; /save {path} --overwrite replaces it")
         try:
-            atomic_write_text(path, json.dumps(self.saved(), ensure_ascii=False, indent=2) + "\n")
-        except OSError as e:
-            raise UsageError(f"/save: cannot write {path} ({e.strerror or e}); nothing was changed there") from None
+            atomic_write(path, json.dumps(self.saved(), ensure_ascii=False, indent=2) + "\n")
+        except WriteError as e:
+            raise UsageError(f"/save: cannot write {path} ({e.reason}); nothing was changed there") from None
         self.file = path
 
     def load(self, path: Path) -> None:

@@ -28,7 +28,9 @@ def parse_entry_ref(text: str) -> tuple[int, str | None] | None:
     """"42" -> (42, None), "r7" -> (7, "rank"), "x3" -> (3, "experiment"); None if not a ref."""
     kind = next((k for k, prefix in REF_PREFIX.items() if text[:1].lower() == prefix), None)
     number = text[1:] if kind else text
-    return (int(number), kind) if number.isascii() and number.isdigit() else None
+    if not (number.isascii() and number.isdigit()) or len(number) > 18:  # beyond any row id SQLite can hold
+        return None
+    return int(number), kind
 
 
 def _one_line(text: str | None, width: int) -> str:

@@ -4,10 +4,12 @@ Pure presentation: `read_curve` reads recorded metrics, `line_chart` turns (x, y
 Rich Text block with axes. Nothing here trains or loads a model.
 """
 
-import json
 from pathlib import Path
 
 from rich.text import Text
+
+from gptkit.errors import DataError
+from gptkit.files import parse_json, read_text
 
 SERIES_STYLES = (("•", "cyan"), ("◦", "magenta"), ("+", "yellow"), ("x", "green"))
 
@@ -18,12 +20,12 @@ def read_curve(run_dir: Path, key: str = "loss") -> list[tuple[float, float]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path).splitlines():
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+            row = parse_json(line)
+        except DataError:
             continue  # a line cut short by a crash: skip it
-        if key in row:
+        if isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in ("step", key)):
             points[row["step"]] = row[key]
     return sorted(points.items())
 

@@ -37,9 +37,11 @@ from rich.markup import escape
 from rich.text import Text
 
 from gptkit.errors import DataError, UsageError
-from gptkit.prompting.answers import truth_ranks
+from gptkit.files import excerpt, parse_yaml, read_text
+from gptkit.prompting.answers import compile_user_regex, search_user_regex, truth_ranks
 from gptkit.ui.render import answer_grid
 
+MAX_PROMPTS_BYTES = 64 << 20  # a prompts file is read whole (YAML composed node by node)
 HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once)
   b, bad      all answers are bad          s, skip     skip this prompt
   u, undo     undo your last ranking       n, note TEXT  add a note to this ranking
@@ -127,11 +129,11 @@ def parse_auto_rule(text: str) -> AutoRule:
     if text.startswith("regex:"):
         pattern = text[len("regex:"):]
         try:
-            re.compile(pattern)
-        except re.error as err:
-            raise UsageError(f"--auto regex:{pattern}: invalid regular expression ({err})") from None
+            compile_user_regex(pattern, field="--auto regex:PATTERN")
+        except DataError as err:  # an option's value: a usage error
+            raise UsageError(str(err).removeprefix("field '--auto regex:PATTERN': ")) from None
         return AutoRule("regex", pattern)
-    raise UsageError(f"--auto: expected truth, length or regex:PATTERN, got '{text}'")
+    raise UsageError(f"--auto: expected truth, length or regex:PATTERN, got {excerpt(text)}")
 
 
 def auto_ranks(rule: AutoRule, texts: list[str], expected: str | None = None) -> tuple[str, list[int | None]]:
@@ -139,7 +141,7 @@ def auto_ranks(rule: AutoRule, texts: list[str], expected: str | None = None) ->
 
     truth: right answers above wrong ones, ties within each group; "all_bad" when none is right.
     length: shorter (stripped) text is better; equal lengths tie.
-    regex: texts the pattern finds (re.search) above the others.
+    regex: texts the pattern finds (searched with a time limit) above the others.
     """
     if rule.name == "truth":
         assert expected is not None, "the truth rule needs the expected answer"
@@ -147,7 +149,8 @@ def auto_ranks(rule: AutoRule, texts: list[str], expected: str | None = None) ->
     if rule.name == "length":
         return "ranked", dense_ranks([len(text.strip()) for text in texts])
     assert rule.name == "regex" and rule.pattern is not None, rule
-    return "ranked", dense_ranks([re.search(rule.pattern, text) is None for text in texts])
+    return "ranked", dense_ranks([search_user_regex(rule.pattern, text, field="--auto regex:PATTERN") is None
+                                  for text in texts])
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -175,10 +178,7 @@ def load_rank_prompts(spec: str) -> list[RankPrompt]:
         suffix = path.suffix.lower()
         if suffix not in (".txt", ".jsonl", ".yaml", ".yml"):
             raise DataError("expected a .txt, .jsonl or .yaml prompts file (or `toyworld`, or `-` to type them)", path=path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read prompts file ({exc})", path=path) from None
+        text = read_text(path, max_bytes=MAX_PROMPTS_BYTES)
         if suffix == ".txt":
             prompts = [RankPrompt(line.strip()) for line in text.splitlines() if line.strip()]
         elif suffix == ".jsonl":
@@ -217,16 +217,7 @@ def _jsonl_prompts(path: Path) -> list[RankPrompt]:
 
 
 def _yaml_prompts(path: Path, text: str) -> list[RankPrompt]:
-    import yaml
-
-    try:
-        # compose (safe) keeps each item's line; safe_load turns the same text into values.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataError(f"invalid YAML ({getattr(exc, 'problem', None) or exc})", path=path,
-                        line=mark.line + 1 if mark else None) from None
+    data, root = parse_yaml(text, path=path)  # the nodes keep each item's line
     if data is None:
         return []
     if not isinstance(data, list):
