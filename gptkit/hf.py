@@ -23,7 +23,9 @@ import os
 import shutil
 from pathlib import Path
 
+from gptkit.checkpoint import MAX_JSON_BYTES
 from gptkit.errors import CheckpointError
+from gptkit.files import read_json
 
 CONV1D_WEIGHTS = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
 MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers in files saved by transformers < 4.3x
@@ -38,6 +40,8 @@ OLD_TOKENIZER_DIR = "gptkit-tokenizer"  # where exports before tokenizer.json ke
 
 def import_hf(hf_dir: Path, run_dir: Path, *, tokenizer_spec: str | None = None) -> Path:
     """Convert a local HF GPT-2 folder into a gptkit base checkpoint; returns its step folder."""
+    import torch
+
     from gptkit.checkpoint import save_checkpoint
     from gptkit.model import GPT, pad_vocab
 
@@ -50,8 +54,10 @@ def import_hf(hf_dir: Path, run_dir: Path, *, tokenizer_spec: str | None = None)
     tensors = read_hf_tensors(hf_dir)  # before the tokenizer: a pickle folder is refused first
     tokenizer = import_tokenizer(hf_dir, tokenizer_spec)
     config = gpt_config_from_hf(hf_config, pad_vocab(max(hf_config["vocab_size"], tokenizer.n_vocab)))
+    with torch.device("meta"):  # shapes only: a config far larger than its file fails here, having allocated nothing
+        skeleton = GPT(config)
+    state = gpt_state_from_hf(tensors, hf_config, skeleton.state_dict(), hf_dir)
     model = GPT(config)
-    state = gpt_state_from_hf(tensors, hf_config, model.state_dict(), hf_dir)
     model.load_state_dict(state)
     meta = {"kind": "base", "step": 0, "tokens_seen": 0, "parent": f"hf:{hf_dir.resolve()}"}
     return save_checkpoint(run_dir, model=model, tokenizer=tokenizer, meta=meta)
@@ -59,12 +65,9 @@ def import_hf(hf_dir: Path, run_dir: Path, *, tokenizer_spec: str | None = None)
 
 def read_hf_config(path: Path) -> dict:
     """config.json of a GPT-2 the gptkit architecture reproduces exactly, else CheckpointError."""
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file missing (a Hugging Face model folder has config.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable JSON ({e})") from None
+    if not path.exists():
+        raise CheckpointError(f"{path}: file missing (a Hugging Face model folder has config.json)")
+    cfg = read_json(path, max_bytes=MAX_JSON_BYTES)  # a DataError names the file
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     if cfg.get("model_type", "gpt2") != "gpt2":
@@ -109,8 +112,8 @@ def read_hf_tensors(hf_dir: Path) -> dict:
         return read_tensors(single)
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            shards = sorted(set(read_json(index, max_bytes=MAX_JSON_BYTES)["weight_map"].values()))
+        except (KeyError, TypeError, AttributeError) as e:
             raise CheckpointError(f"{index}: unreadable safetensors index ({e})") from None
         tensors = {}
         for shard in shards:
@@ -158,7 +161,7 @@ def gpt_state_from_hf(tensors: dict, hf_config: dict, expected: dict, hf_dir: Pa
     if lm_head is None and hf_config.get("tie_word_embeddings", True) is False:
         raise CheckpointError(f"{hf_dir / 'config.json'}: field 'tie_word_embeddings': gptkit's GPT ties the "
                               f"embeddings, but this model has none saved for lm_head")
-    padded = torch.zeros_like(expected["transformer.wte.weight"], dtype=torch.float32)
+    padded = torch.zeros(expected["transformer.wte.weight"].shape, dtype=torch.float32)
     padded[:hf_vocab] = wte  # rows past the real vocabulary stay zero
     state["transformer.wte.weight"] = padded
     for key, value in state.items():

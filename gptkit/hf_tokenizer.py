@@ -21,15 +21,16 @@ tokens, `prefix_space`) and what transformers reads:
 It knows nothing about models or checkpoints, and never imports transformers.
 """
 
-import json
 from pathlib import Path
 
 from gptkit.errors import TokenizerError
+from gptkit.files import read_json, read_text
 from gptkit.tokenizer import CHAT_TOKENS, DOCUMENT_TOKEN, ROLES, Tokenizer, byte_level_chars
 
 # tiktoken's gpt2/r50k_base pattern: GPT-2's original regex, written with possessive quantifiers.
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 # Python's str.isspace() characters, which decide gptkit's prefix space (Oniguruma's \s differs).
+MAX_TOKENIZER_BYTES = 256 << 20  # tokenizer.json, vocab.json, merges.txt: GPT-2's are a few MB
 _SPACES = "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x110000)) if c.isspace())
 # The prefix space as a normalizer: prepend one, then take it back off a text that opened with
 # whitespace. (A zero-width "insert here" Replace would be shorter, but its offsets make
@@ -162,9 +163,9 @@ def tokenizer_from_hf_files(folder: Path, *, name: str) -> Tokenizer | None:
 def tokenizer_from_tokenizer_json(path: Path, *, name: str) -> Tokenizer:
     """A byte-level BPE tokenizer.json (GPT-2's, or one gptkit wrote) as a gptkit Tokenizer."""
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        spec = read_json(path, max_bytes=MAX_TOKENIZER_BYTES)
         model = spec["model"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise TokenizerError(f"{path}: not a readable tokenizer.json ({e})") from None
     if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise TokenizerError(f"{path}: field 'model': gptkit reads byte-level BPE tokenizers only")
@@ -205,11 +206,10 @@ def _prefix_space(path: Path, normalizer) -> bool:
 
 def tokenizer_from_gpt2_files(vocab_path: Path, merges_path: Path, *, name: str) -> Tokenizer:
     """A gptkit Tokenizer with the same ids as GPT-2 style vocab.json + merges.txt."""
-    try:
-        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-        lines = merges_path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TokenizerError(f"{vocab_path.parent}: unreadable vocab.json/merges.txt ({e})") from None
+    vocab = read_json(vocab_path, max_bytes=MAX_TOKENIZER_BYTES)
+    lines = read_text(merges_path, max_bytes=MAX_TOKENIZER_BYTES).splitlines()
+    if not isinstance(vocab, dict):
+        raise TokenizerError(f"{vocab_path}: expected a JSON object of token -> id")
     merges = [(f"{merges_path}:{number}", line.split(" ")) for number, line in enumerate(lines, start=1)
               if line and not (number == 1 and line.startswith("#version"))]
     return _tokenizer_from_bpe(vocab, merges, {}, pat_str=GPT2_SPLIT_PATTERN, prefix_space=False, name=name,

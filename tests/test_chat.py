@@ -464,6 +464,25 @@ def test_load_names_the_bad_field(ckpts, tmp_path):
                                 "got '-1'"]
 
 
+def test_a_bad_checkpoint_or_chat_file_is_refused_and_the_chat_goes_on(ckpts, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "more"
+    shutil.copytree(ckpts["assistant"].parent, root / "huge")
+    meta_path = root / "huge" / ckpts["assistant"].name / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["n_layer"] = 100_000  # its weights hold 2 layers: refused from the header, nothing allocated
+    meta_path.write_text(json.dumps(meta))
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    os.mkfifo(tmp_path / "fifo.json")
+    session = new_session(["assistant"])
+    out = drive(session, "hello", f"/model {root / 'huge'}", f"/load {tmp_path / 'deep.json'}",
+                f"/load {tmp_path / 'fifo.json'}", "still here?")
+    errors = error_lines(out)
+    assert len(errors) == 3 and "n_layer" in errors[0] and "nested too deeply" in errors[1] and "pipe" in errors[2]
+    assert session.names == ["assistant"] and len(session.messages) == 4  # nothing changed, the chat went on
+
+
 # ---- the context window -----------------------------------------------------------------------
 
 

@@ -110,6 +110,19 @@ def test_a_huge_pickle_is_refused_from_its_first_bytes(tmp_path):
     hostile(tmp_path, "tokenizer", "encode", "-t", big, "hi", expect="")
 
 
+def test_a_hugging_face_config_far_larger_than_its_weights_allocates_nothing(tmp_path, tiny_checkpoints):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 300, "n_positions": 64,
+                                                    "n_embd": 65536, "n_layer": 2, "n_head": 1}))
+    save_file({"wte.weight": torch.zeros(300, 8)}, folder / "model.safetensors")  # 1,000x smaller than it says
+    tokenizer = ("--tokenizer", tiny_checkpoints["base"])
+    hostile(tmp_path, "import", folder, "--out", "x", *tokenizer,
+            expect="hf/model.safetensors: tensors do not match config.json")
+    (folder / "config.json").write_text("[" * 100_000)
+    hostile(tmp_path, "import", folder, "--out", "x", *tokenizer, expect="nested too deeply")
+
+
 # ---- options: every number has a range ---------------------------------------------------------
 
 @pytest.mark.parametrize("args", [

@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.text import Text
 
 from gptkit import paths
-from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, peek_kind
+from gptkit.checkpoint import CHAT_KINDS, GENERATIVE_KINDS, peek_kind, validate_checkpoint
 from gptkit.errors import UsageError, WriteError
 from gptkit.files import atomic_write
 from gptkit.prompting.answers import extract_answer, majority_vote
@@ -199,7 +199,9 @@ class ChatSession:
     # ---- checkpoints and modes ----------------------------------------------------------------
 
     def use_checkpoints(self, names: list[str], mode: str | None = None, *, preload: bool = True) -> None:
-        kinds = [peek_kind(n, GENERATIVE_KINDS) for n in names]  # a typo fails here, before anything loads
+        # A typo, a foreign file or a config its weights do not fit fails here, before anything loads
+        # (header checks only), so the current conversation and models stay as they were.
+        kinds = [validate_checkpoint(n, GENERATIVE_KINDS)[1]["kind"] for n in names]
         mode = mode or ("compare" if len(names) > 1 else default_mode(kinds[0]))
         if mode not in MODES:
             raise UsageError(f"mode: expected one of {', '.join(MODES)}, got '{mode}'")

@@ -9,12 +9,12 @@ Must not know: models, the logbook, the terminal.
 """
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from gptkit.errors import DataError, GptkitError, UsageError
+from gptkit.files import read_json
 from gptkit.prompting.templates import load_template
 
 MODES = ("base", "assistant", "compare")
@@ -109,17 +109,7 @@ def _expect(data: dict, key: str, kinds, what: str, path: Path):
 
 def read_saved_chat(path: Path) -> dict:
     """A file written by /save, checked field by field (DataError naming the field)."""
-    if not path.is_file():
-        raise DataError("no such file" if not path.exists() else "not a regular file", path=path)
-    if path.stat().st_size > MAX_CHAT_BYTES:
-        raise DataError(f"{path.stat().st_size:,} bytes: too large for a saved chat (at most {MAX_CHAT_BYTES:,})",
-                        path=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"not a readable JSON chat file ({e})", path=path) from None
-    except RecursionError:
-        raise DataError("not a saved gptkit chat (nested too deeply)", path=path) from None
+    data = read_json(path, max_bytes=MAX_CHAT_BYTES)  # regular files only, nesting bounded: a DataError otherwise
     if not isinstance(data, dict) or data.get("format") != CHAT_FORMAT:
         raise DataError(f'not a saved gptkit chat (expected "format": "{CHAT_FORMAT}")', path=path)
     names = _expect(data, "checkpoints", list, "a list of checkpoint names", path)
