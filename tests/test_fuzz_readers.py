@@ -177,3 +177,15 @@ def test_special_files_are_refused_by_every_reader(folder):
     for read in (load_template, load_cases, lambda p: load_rank_prompts(str(p))):
         with pytest.raises(GptkitError, match="is a device; expected a regular file"):
             read(folder / "zero.yaml")
+
+
+chat_files = st.fixed_dictionaries({"format": st.just("gptkit-chat")}, optional={
+    key: values for key in ("version", "checkpoints", "mode", "template", "vars", "system", "settings", "messages")})
+
+
+@FUZZ
+@given(data=file_contents(line_based=False) | chat_files.map(lambda d: json.dumps(d).encode()))
+def test_saved_chats(folder, data):
+    from gptkit.ui.chat_settings import read_saved_chat
+
+    only_gptkit_errors(read_saved_chat, write(folder, "chat.json", data))
