@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from gptkit import limits
+from gptkit.data.world import LANGS
 from gptkit.errors import GptkitError
 
 
@@ -111,7 +112,7 @@ def training_options(default_steps: int, default_lr: float, default_batch: int):
     """Declare the shared training options on a command; it receives them as one `TrainingArgs`
     (its first argument) and declares only the options it uses besides."""
     options = [
-        click.option("--data", "data", multiple=True, help="Input file/folder (repeatable), or the word toyworld."),
+        click.option("--data", "data", multiple=True, help="Input file/folder (repeatable), or the word toyworld (toyworld-ja: in Japanese)."),
         click.option("--max-steps", type=click.IntRange(1), default=default_steps, show_default=True),
         click.option("--batch-size", type=click.IntRange(1, limits.MAX_BATCH_SIZE), default=default_batch, show_default=True),
         click.option("--grad-accum", type=click.IntRange(1, limits.MAX_GRAD_ACCUM), default=1, show_default=True, help="Gradient accumulation steps."),
@@ -371,7 +372,9 @@ def log_generations(ckpt, prompt: str, ids: list[int], results: list, params) ->
 @click.option("--feedback", is_flag=True, help="Add the RLHF stage: auto-rank answers by correctness, DPO, compare.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print progress and results as JSON lines.")
-def quickstart(size, out, fresh, feedback, device, as_json):
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+              help="ja: the same world, tables and templates in Japanese (default --out: checkpoints/quickstart-ja).")
+def quickstart(size, out, fresh, feedback, device, as_json, lang):
     """Tokenizer -> base model -> assistant on the built-in toy world, then compare them.
 
     Offline, about 10 minutes on a 2-core AVX2 CPU at the default size (5 on two AVX-512 cores);
@@ -380,8 +383,8 @@ def quickstart(size, out, fresh, feedback, device, as_json):
     """
     from gptkit.demo.quickstart import run_quickstart
 
-    results = run_quickstart(out_dir=run_folder(out, "quickstart"), size=size, fresh=fresh, device=device,
-                             feedback=feedback, as_json=as_json)
+    results = run_quickstart(out_dir=run_folder(out, "quickstart" if lang == "en" else f"quickstart-{lang}"), size=size,
+                             fresh=fresh, device=device, feedback=feedback, as_json=as_json, lang=lang)
     if as_json:
         click.echo(json.dumps({"event": "results", **results}, ensure_ascii=False))
 
@@ -394,11 +397,12 @@ def data():
 @data.command("toyworld")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the files to.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def data_toyworld(out, seed):
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="ja: the same world in Japanese.")
+def data_toyworld(out, seed, lang):
     """Write the toy world (pretraining text, SFT chats, held-out tasks) as plain files."""
-    from gptkit.data.toyworld import write_toyworld
+    from gptkit.data.world import world
 
-    for name, path in write_toyworld(out, seed=seed).items():
+    for name, path in world(lang).write_toyworld(out, seed=seed).items():
         click.echo(f"{name:<10} {path}")
 
 
@@ -478,7 +482,7 @@ def list_cmd(as_json):
 
 @cli.group(cls=GptkitGroup, invoke_without_command=True)
 @click.option("-m", "--model", "model_specs", multiple=True, help="Checkpoint to sample answers from (repeat to compare several).")
-@click.option("--prompts", default="toyworld", show_default=True, help="toyworld, a .txt/.jsonl/.yaml file, or - to type prompts.")
+@click.option("--prompts", default="toyworld", show_default=True, help="toyworld (toyworld-ja), a .txt/.jsonl/.yaml file, or - to type prompts.")
 @click.option("-k", "k", type=click.IntRange(2, 9), default=4, show_default=True, help="Answers per prompt.")
 @click.option("--rater", default=None, help="Who is ranking (default: your user name); resuming is per rater and set of checkpoints.")
 @click.option("--temperature", "-t", type=FiniteFloat(0), default=0.8, show_default=True)
@@ -889,7 +893,7 @@ def prompt_show(template, model_spec, var_pairs, as_json):
 @prompt.command("run")
 @click.option("-t", "--template", "template_specs", multiple=True, required=True, help="Template name or YAML file (repeatable).")
 @click.option("-m", "--model", "model_specs", multiple=True, required=True, help="Checkpoint (repeatable).")
-@click.option("--cases", "cases_spec", required=True, help="toyworld, toyworld:KIND, or a .yaml/.jsonl file of {id?, question | vars, expected}.")
+@click.option("--cases", "cases_spec", required=True, help="toyworld, toyworld:KIND (toyworld-ja[:KIND] in Japanese), or a .yaml/.jsonl file of {id?, question | vars, expected}.")
 @click.option("--kind", default=None, help="Only cases of this kind (toyworld: two-hop, hop-1, hop-2, capital, age, arithmetic).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases.")
 @click.option("--samples", type=click.IntRange(1, limits.MAX_SAMPLES), default=None, help="Answers per case, voted (default: the template's self_consistency, else 1).")

@@ -145,3 +145,30 @@ def test_fresh_removes_only_what_the_quickstart_made(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file; expected a folder"):
         claim_folder(tmp_path / "file", fresh=True)
+
+
+def test_quickstart_in_japanese_fills_its_table_from_prompt_run_with_the_ja_templates(tmp_path):
+    out = tmp_path / "qs-ja"
+    proc = quickstart(out, "--lang", "ja")
+    for heading in ("1. 同じプロンプト、2つのモデル", "2. 学習で見ていない問題", "3. 2つの事実が要る質問でのプロンプト手法",
+                    "4. 損失曲線", "質問に質問で答える割合", "--cases toyworld-ja:KIND", "-t step-by-step-ja"):
+        assert heading in proc.stdout
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["lang"] == "ja"
+    prompts = [row["prompt"] for row in results["showcase"]]
+    assert any("月面着陸" in p for p in prompts) and any("妹" in p or "姉" in p for p in prompts)
+    plan = SIZES["tiny"]
+    cells = results["techniques"]["two-hop"]["cells"]
+    assert [(c["model"], c["template"]) for c in cells] == [
+        ("base", "zero-shot-ja"), ("base", "few-shot-ja"), ("base", "chain-of-thought-ja"),
+        ("assistant", "zero-shot-ja"), ("assistant", "instructions-ja"), ("assistant", "step-by-step-ja"),
+        ("assistant", "self-consistency-ja")]
+    tokenizer_meta = json.loads((out / "tokenizer" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tokenizer_meta["split"] == "ja"
+    proc = subprocess.run([sys.executable, "-m", "gptkit", "prompt", "run", "-t", "step-by-step-ja", "-m",
+                           str(out / "assistant"), "--cases", "toyworld-ja:two-hop", "--limit", str(plan.table_limit),
+                           "--json"], capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (summary,) = json.loads(proc.stdout.splitlines()[-1])["summary"]
+    cell = next(c for c in cells if c["template"] == "step-by-step-ja")
+    assert {k: summary[k] for k in ("correct", "total", "unreadable")} == {k: cell[k] for k in ("correct", "total", "unreadable")}

@@ -56,11 +56,12 @@ def parse_conversation(obj, path, line: int) -> list[dict]:
 
 
 def load_conversations(spec: str) -> list[list[dict]]:
-    """Conversations from a JSONL file, or the toy world's when spec is `toyworld`."""
-    if spec == "toyworld":
-        from gptkit.data import toyworld
+    """Conversations from a JSONL file, or the toy world's when spec is `toyworld` (or `toyworld-ja`)."""
+    from gptkit.data import world
 
-        return toyworld.sft_conversations()
+    named = world.parse(spec)
+    if named and named[1] is None:
+        return world.world(named[0]).sft_conversations()
     path = Path(spec).expanduser()
     conversations = [parse_conversation(obj, path, line_no) for line_no, obj in iter_jsonl(path)]
     if not conversations:

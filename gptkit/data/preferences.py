@@ -32,14 +32,14 @@ from gptkit.errors import DataError
 from gptkit.tokenizer import ROLES, render_chat
 
 LOGBOOK = "logbook"
-TOYWORLD = "toyworld"
+TOYWORLDS = ("toyworld", "toyworld-ja")
 
 
 def load_preference_pairs(source: str, *, include_synthetic: bool = True) -> list[tuple]:
     """(prompt, chosen, rejected) triples from the logbook or a TRL preference JSONL file."""
     if source == LOGBOOK:
         return logbook_pairs(include_synthetic=include_synthetic)
-    if source == TOYWORLD:
+    if source in TOYWORLDS:
         raise DataError("the toy world holds no rankings: give --data logbook or a preference JSONL file "
                         "(`gptkit quickstart --feedback` ranks toy-world answers into the logbook)")
     return [pair for _, pair in read_preference_file(source)]
@@ -57,11 +57,11 @@ def read_preference_file(path) -> list[tuple[int, tuple]]:
 
 def load_prompts(source: str, *, include_synthetic: bool = True) -> list:
     """Distinct prompts (first-seen order) to roll out a policy on: those of a preference source,
-    or the toy world's ranking prompts when source is `toyworld`."""
-    if source == TOYWORLD:
-        from gptkit.data import toyworld
+    or the toy world's ranking prompts when source is `toyworld` (or `toyworld-ja`)."""
+    if source in TOYWORLDS:
+        from gptkit.data import world
 
-        return [task.question for task in toyworld.rank_prompts()]
+        return [task.question for task in world.world(world.parse(source)[0]).rank_prompts()]
     pairs = load_preference_pairs(source, include_synthetic=include_synthetic)
     distinct: dict[str, object] = {}
     for prompt, _, _ in pairs:

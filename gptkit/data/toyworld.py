@@ -196,6 +196,7 @@ CAPITAL_QUESTIONS = ("What is the capital of {c}?", "What city is the capital of
 HELD_OUT_CAPITAL_QUESTIONS = ("Which city is the capital of {c}?", "The capital of {c} is which city?",
                               "Tell me the capital of {c}.", "What is {c}'s capital?")
 
+QA_LABELS = ("Q", "A")  # an answer key's line labels: "Q: ..." then "A: ..."
 EVAL_KINDS = ("capital", "age", "arithmetic")
 REASONING_KINDS = ("two-hop", "hop-1", "hop-2")  # families.py: composed questions and their two hops
 

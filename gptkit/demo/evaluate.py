@@ -27,11 +27,15 @@ def ask(ckpt, questions: list[str], *, as_document: bool, max_tokens: int = 64, 
     return [results[0].text for results in generate(ckpt, questions, params, stop=stop, as_document=as_document)]
 
 
-def heldout_accuracy(ckpt, tasks, *, max_tokens: int | None = None) -> dict[str, list[int]]:
-    """{kind: [correct, total]}; base models see the toy world's Q:/A: format, assistants a chat."""
+def heldout_accuracy(ckpt, tasks, *, max_tokens: int | None = None, lang: str = "en") -> dict[str, list[int]]:
+    """{kind: [correct, total]}; base models see the toy world's Q:/A: format (問:/答: in
+    Japanese), assistants a chat."""
+    from gptkit.data.world import world
+
     if ckpt.kind == "base":
         # answer keys put each answer on the A: line, so the first newline ends it
-        outputs = ask(ckpt, [f"Q: {task.question}\nA:" for task in tasks], as_document=True,
+        q, a = world(lang).QA_LABELS
+        outputs = ask(ckpt, [f"{q}: {task.question}\n{a}:" for task in tasks], as_document=True,
                       max_tokens=max_tokens or 72, stop=("\n",))
     else:
         outputs = ask(ckpt, [task.question for task in tasks], as_document=False, max_tokens=max_tokens or 96)
@@ -43,9 +47,11 @@ def heldout_accuracy(ckpt, tasks, *, max_tokens: int | None = None) -> dict[str,
     return scores
 
 
-def question_rate(ckpt, questions: list[str]) -> float:
+def question_rate(ckpt, questions: list[str], lang: str = "en") -> float:
     """Share of bare questions the model 'answers' with more questions (toyworld.is_question_like)."""
-    from gptkit.data.toyworld import is_question_like
+    from gptkit.data.world import world
+
+    is_question_like = world(lang).is_question_like
 
     as_document = ckpt.kind == "base"
     outputs = ask(ckpt, [q + "\n" if as_document else q for q in questions], as_document=as_document, max_tokens=48)

@@ -124,11 +124,12 @@ def stage_state(run_dir: Path, steps: int) -> str:
 
 
 def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, device: str = "auto",
-                   feedback: bool = False, console: Console | None = None, as_json: bool = False) -> dict:
+                   feedback: bool = False, console: Console | None = None, as_json: bool = False,
+                   lang: str = "en") -> dict:
     from gptkit.checkpoint import load_checkpoint
-    from gptkit.data import toyworld
+    from gptkit.data.world import spec_for, world
     from gptkit.device import pick_device
-    from gptkit.tokenizer import load_tokenizer, train_tokenizer
+    from gptkit.tokenizer import chars_per_token, load_tokenizer, train_tokenizer
     from gptkit.train.loop import TrainConfig
     from gptkit.train.pretrain import run_pretrain
     from gptkit.train.sft import run_sft
@@ -136,12 +137,14 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
 
     if size not in SIZES:
         raise UsageError(f"--size: expected one of {', '.join(SIZES)}, got '{size}'")
-    plan = SIZES[size]
+    if lang not in TEXTS:
+        raise UsageError(f"--lang: expected one of {', '.join(TEXTS)}, got '{lang}'")
+    plan, say, toyworld, data = SIZES[size], TEXTS[lang], world(lang), spec_for(lang)
     console = console or Console()
     dc = pick_device(device)
     out_dir = claim_folder(Path(out_dir), fresh=fresh)
     timings: dict[str, float] = {}
-    console.rule("[bold]gptkit quickstart[/]: from raw text to an assistant, on the toy world")
+    console.rule(f"[bold]gptkit quickstart[/]: {say['title']}")
     console.print(f"size [bold]{size}[/] ({plan.preset} preset), device {dc.label}; output in {out_dir}")
 
     # 1. tokenizer
@@ -151,20 +154,23 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
         tokenizer = load_tokenizer(tok_dir)
         console.print(f"[green]✓[/] tokenizer: reusing {tok_dir} ({tokenizer.n_vocab} tokens)")
     else:
-        tokenizer = train_tokenizer(toyworld.pretrain_documents(), plan.vocab_size, name="toyworld", prefix_space=True)
+        tokenizer = train_tokenizer(toyworld.pretrain_documents(), plan.vocab_size, name=data, prefix_space=True,
+                                    split=SPLITS[lang])
         tok_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save(tok_dir)
-        console.print(f"[green]✓[/] tokenizer: trained {tokenizer.n_vocab} tokens -> {tok_dir}")
+        unseen = toyworld.pretrain_documents(seed=UNSEEN_SEED, n_documents=UNSEEN_DOCUMENTS)
+        console.print(f"[green]✓[/] tokenizer: trained {tokenizer.n_vocab} tokens -> {tok_dir}; "
+                      + say["chars_per_token"].format(chars_per_token(tokenizer, unseen), UNSEEN_DOCUMENTS), highlight=False)
     timings["tokenizer"] = time.perf_counter() - t0
 
     # 2. base model, 3. assistant
     stages = [
         ("base", "base model", plan.base_steps, plan.base_batch, plan.base_lr,
-         lambda cfg, resume, reporter: run_pretrain(data=["toyworld"], run_dir=out_dir / "base", cfg=cfg, dc=dc,
+         lambda cfg, resume, reporter: run_pretrain(data=[data], run_dir=out_dir / "base", cfg=cfg, dc=dc,
                                                     preset=plan.preset, tokenizer_spec=str(tok_dir), resume=resume,
                                                     reporter=reporter)),
         ("assistant", "assistant (SFT)", plan.sft_steps, plan.sft_batch, plan.sft_lr,
-         lambda cfg, resume, reporter: run_sft(init_from=str(out_dir / "base"), data="toyworld",
+         lambda cfg, resume, reporter: run_sft(init_from=str(out_dir / "base"), data=data,
                                                run_dir=out_dir / "assistant", cfg=cfg, dc=dc, resume=resume,
                                                reporter=reporter)),
     ]
@@ -203,15 +209,15 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
     capitals = [t for t in toyworld.eval_tasks(n_per_kind=plan.eval_per_kind) if t.kind == "capital"]
     reasoning = toyworld.reasoning_tasks()
     tasks = capitals + [t for kind in HELD_OUT_KINDS for t in [t for t in reasoning if t.kind == kind][:plan.table_limit]]
-    accuracy = {"base": heldout_accuracy(base, tasks), "assistant": heldout_accuracy(assistant, tasks)}
+    accuracy = {"base": heldout_accuracy(base, tasks, lang=lang), "assistant": heldout_accuracy(assistant, tasks, lang=lang)}
     questions = [t.question for t in capitals][:20]
-    rates = {"base": question_rate(base, questions), "assistant": question_rate(assistant, questions)}
+    rates = {"base": question_rate(base, questions, lang=lang), "assistant": question_rate(assistant, questions, lang=lang)}
     timings["evaluation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    techniques = technique_table(base, assistant, plan)
+    techniques = technique_table(base, assistant, plan, lang)
     timings["techniques"] = time.perf_counter() - t0
     results = {
-        "size": size, "plan": asdict(plan), "device": dc.device, "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "size": size, "lang": lang, "plan": asdict(plan), "device": dc.device, "seconds": {k: round(v, 1) for k, v in timings.items()},
         "accuracy": accuracy, "question_rate": rates, "techniques": techniques,
         "showcase": [{"prompt": p, "base": b, "assistant": a} for p, b, a in showcase],
         "checkpoints": {"base": str(base.path), "assistant": str(assistant.path)},
@@ -237,39 +243,88 @@ TABLE_KINDS = {"two-hop": "exact", "capital": "contains"}
 BASE_TEMPLATES = ("zero-shot", "few-shot", "chain-of-thought")
 ASSISTANT_TEMPLATES = ("zero-shot", "instructions", "step-by-step")
 SC_TEMPLATE, SC_VOTE_AT = "self-consistency", (5, 10)
+SPLITS = {"en": "default", "ja": "ja"}  # the tokenizer's split pattern for each language's world
+UNSEEN_SEED, UNSEEN_DOCUMENTS = 1, 500  # characters per token are measured on documents of another seed
+
+# Everything the quickstart says, per language; the English and Japanese worlds are the same world.
+TEXTS = {
+    "en": {
+        "title": "from raw text to an assistant, on the toy world",
+        "chars_per_token": "{:.2f} characters per token on {} documents of another seed",
+        "showcase": "1. Same prompt, two models",
+        "heldout": "2. Held-out tasks (greedy; questions or compositions never seen in training)",
+        "hops": "hop-1: who is a test child's mother or father; hop-2: where a test parent lives, what they do;"
+                " two-hop: both at once (the town of a child's parents, a parent's job), asked directly",
+        "techniques": "3. Prompt techniques on questions that need two facts",
+        "commands": "Every cell, with its rows in the logbook: (KIND: two-hop, or capital adding --score contains)",
+        "curves": "4. Loss curves",
+        "time": "time",
+        "try": "Try it yourself",
+        "footnote": "n = {n} questions; \\[low-high] is a 95% Wilson interval; agree: the voted answer's share of"
+                    " the chains; unread: chains with no readable answer.",
+        "control": " Shuffled-answer control (step-by-step answers scored against another question's answer):"
+                   " {:.0%}, chance is ~10%.",
+    },
+    "ja": {
+        "title": "生のテキストからアシスタントまで、日本語のトイワールドで",
+        "chars_per_token": "別のシードの文書 {1} 件で 1トークンあたり {0:.2f} 文字",
+        "showcase": "1. 同じプロンプト、2つのモデル",
+        "heldout": "2. 学習で見ていない問題(貪欲法。問い方か組み合わせが学習文に一度も出ない)",
+        "hops": "hop-1: テスト家族の子どもの母・父は誰か。hop-2: テスト家族の親がどの町に住み、何の仕事をしているか。"
+                "two-hop: その両方を一度に(子どもの両親が住む町、親の仕事)、そのまま質問",
+        "techniques": "3. 2つの事実が要る質問でのプロンプト手法",
+        "commands": "各セルを再現するコマンド(各行はログブックにも): (KIND は two-hop、または capital に --score contains)",
+        "curves": "4. 損失曲線",
+        "time": "時間",
+        "try": "自分で試す",
+        "footnote": "n = {n} 問。\\[下限-上限] は95%ウィルソン区間。agree: 多数決の答えと同じ答えを出した推論の割合。"
+                    "unread: 答えを読み取れなかった推論の割合。",
+        "control": " 答えを入れ替えた対照(ステップごとの答えを別の質問の正解と照合): {:.0%}、偶然なら約10%。",
+    },
+}
 
 
-def table_commands(base: str, assistant: str, plan: Plan) -> list[str]:
+def templates(names: tuple[str, ...], lang: str) -> tuple[str, ...]:
+    """The shipped templates for `lang`: "step-by-step" -> "step-by-step-ja" in Japanese."""
+    return names if lang == "en" else tuple(f"{name}-{lang}" for name in names)
+
+
+def table_commands(base: str, assistant: str, plan: Plan, lang: str = "en") -> list[str]:
     """The `gptkit prompt run` commands that reproduce every cell of the technique table."""
-    limit = f" --limit {plan.table_limit}" if plan.table_limit else ""
+    from gptkit.data.world import spec_for
+
+    cases = f"--cases {spec_for(lang)}:KIND" + (f" --limit {plan.table_limit}" if plan.table_limit else "")
     votes = ",".join(str(k) for k in SC_VOTE_AT if k < plan.sc_samples)
-    return [f"gptkit prompt run {' '.join('-t ' + t for t in BASE_TEMPLATES)} -m {base} --cases toyworld:KIND{limit}",
-            f"gptkit prompt run {' '.join('-t ' + t for t in ASSISTANT_TEMPLATES)} -m {assistant} --cases toyworld:KIND{limit}",
-            f"gptkit prompt run -t {SC_TEMPLATE} -m {assistant} --cases toyworld:KIND{limit} --samples {plan.sc_samples}"
+    (sc,) = templates((SC_TEMPLATE,), lang)
+    return [f"gptkit prompt run {' '.join('-t ' + t for t in templates(BASE_TEMPLATES, lang))} -m {base} {cases}",
+            f"gptkit prompt run {' '.join('-t ' + t for t in templates(ASSISTANT_TEMPLATES, lang))} -m {assistant} {cases}",
+            f"gptkit prompt run -t {sc} -m {assistant} {cases} --samples {plan.sc_samples}"
             + (f" --vote-at {votes}" if votes else "")]
 
 
-def technique_table(base, assistant, plan: Plan) -> dict:
+def technique_table(base, assistant, plan: Plan, lang: str = "en") -> dict:
     """{kind: {"cells": [summary cell, ...], "shuffled_control": share}} for TABLE_KINDS: the
     cells are exactly what `table_commands` print (same templates, cases, seed 0 and settings),
     each row also in the logbook; the control scores the step-by-step answers against another
     question's answer (it should sit at chance)."""
     import random
 
+    from gptkit.data.world import spec_for
     from gptkit.prompting.answers import score
     from gptkit.prompting.experiment import load_cases, run_experiment
 
+    (step_by_step,) = templates(("step-by-step",), lang)
     table = {}
     for kind in TABLE_KINDS:
-        cases = load_cases(f"toyworld:{kind}", limit=plan.table_limit)
-        runs = [(base, BASE_TEMPLATES, {}), (assistant, ASSISTANT_TEMPLATES, {}),
-                (assistant, (SC_TEMPLATE,), {"samples": plan.sc_samples, "vote_at": SC_VOTE_AT})]
+        cases = load_cases(f"{spec_for(lang)}:{kind}", limit=plan.table_limit)
+        runs = [(base, templates(BASE_TEMPLATES, lang), {}), (assistant, templates(ASSISTANT_TEMPLATES, lang), {}),
+                (assistant, templates((SC_TEMPLATE,), lang), {"samples": plan.sc_samples, "vote_at": SC_VOTE_AT})]
         cells, rows = [], []
-        for ckpt, templates, options in runs:
-            result = run_experiment(list(templates), [ckpt], cases, score_method=TABLE_KINDS[kind], **options)
+        for ckpt, names, options in runs:
+            result = run_experiment(list(names), [ckpt], cases, score_method=TABLE_KINDS[kind], **options)
             cells += [{**cell.to_dict(), "model": ckpt.kind} for cell in result.summary]
             rows += result.rows
-        steps = [r for r in rows if r.template == "step-by-step"]
+        steps = [r for r in rows if r.template == step_by_step]
         shuffled = [r.expected for r in steps]
         random.Random(0).shuffle(shuffled)
         table[kind] = {"cells": cells, "shuffled_control": sum(score(r.extracted, e, r.settings["score"])
@@ -281,43 +336,44 @@ def print_report(console: Console, results: dict, out_dir: Path) -> None:
     from gptkit.ui.plot import line_chart, read_curve
     from gptkit.ui.render import accuracy_table, showcase_table
 
-    console.rule("[bold]1. Same prompt, two models")
-    console.print(showcase_table(results["showcase"]))
+    lang = results.get("lang", "en")
+    say = TEXTS[lang]
+    console.rule(f"[bold]{say['showcase']}")
+    console.print(showcase_table(results["showcase"], lang=lang))
 
-    console.rule("[bold]2. Held-out tasks (greedy; questions or compositions never seen in training)")
-    console.print(accuracy_table(results["accuracy"], results["question_rate"]))
-    console.print("[dim]hop-1: who is a test child's mother or father; hop-2: where a test parent lives, what they do;"
-                  " two-hop: both at once (the town of a child's parents, a parent's job), asked directly[/]")
+    console.rule(f"[bold]{say['heldout']}")
+    console.print(accuracy_table(results["accuracy"], results["question_rate"], lang=lang))
+    console.print(f"[dim]{say['hops']}[/]")
 
-    console.rule("[bold]3. Prompt techniques on questions that need two facts")
-    print_techniques(console, results["techniques"])
+    console.rule(f"[bold]{say['techniques']}")
+    print_techniques(console, results["techniques"], lang)
     plan = Plan(**results["plan"])
-    console.print("Every cell, with its rows in the logbook: (KIND: two-hop, or capital adding --score contains)")
-    for command in table_commands(str(out_dir / "base"), str(out_dir / "assistant"), plan):
+    console.print(say["commands"])
+    for command in table_commands(str(out_dir / "base"), str(out_dir / "assistant"), plan, lang):
         console.print(f"  [bold]{command}[/]", highlight=False, soft_wrap=True)
     if "feedback" in results:
         print_feedback(console, results["feedback"])
 
-    console.rule("[bold]4. Loss curves")
+    console.rule(f"[bold]{say['curves']}")
     for stage in ("base", "assistant"):
         curves = {"train loss": read_curve(out_dir / stage, "loss"), "val loss": read_curve(out_dir / stage, "val_loss")}
         console.print(line_chart(curves, title=f"{stage}", width=56, height=10))
     seconds = results["seconds"]
-    console.print("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.0f}s)")
-    console.print(f"Try it yourself: [bold]gptkit chat -m {out_dir / 'base'} -m {out_dir / 'assistant'}[/]")
+    console.print(f"{say['time']}: " + ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items())
+                  + f" (total {sum(seconds.values()):.0f}s)")
+    console.print(f"{say['try']}: [bold]gptkit chat -m {out_dir / 'base'} -m {out_dir / 'assistant'}[/]")
 
 
-def print_techniques(console: Console, techniques: dict) -> None:
+def print_techniques(console: Console, techniques: dict, lang: str = "en") -> None:
     """The technique table (`ui.render.techniques_table`) and what its cells mean."""
     from gptkit.ui.render import techniques_table
 
-    console.print(techniques_table(techniques))
-    n = {kind: techniques[kind]["cells"][0]["total"] for kind in techniques}
+    say = TEXTS[lang]
+    console.print(techniques_table(techniques, lang=lang))
+    n = ", ".join(f"{techniques[kind]['cells'][0]['total']} {kind}" for kind in techniques)
     control = techniques["two-hop"]["shuffled_control"] if "two-hop" in techniques else None
-    console.print(f"[dim]n = {', '.join(f'{v} {k}' for k, v in n.items())} questions; \\[low-high] is a 95% Wilson interval;"
-                  " agree: the voted answer's share of the chains; unread: chains with no readable answer."
-                  + (f" Shuffled-answer control (step-by-step answers scored against another question's answer):"
-                     f" {control:.0%}, chance is ~10%." if control is not None else "") + "[/]")
+    console.print(f"[dim]{say['footnote'].format(n=n)}" + (say["control"].format(control) if control is not None else "")
+                  + "[/]")
 
 
 def print_feedback(console: Console, figures: dict) -> None:

@@ -75,12 +75,16 @@ class Case:
 
 
 def load_cases(spec: str | Path, *, kind: str | None = None, limit: int | None = None) -> list[Case]:
-    """Cases from `toyworld`, `toyworld:KIND`, a .yaml/.yml file or a .jsonl file; then only
-    those of `kind` (when given), then the first `limit`."""
+    """Cases from `toyworld`, `toyworld:KIND` (or `toyworld-ja`, `toyworld-ja:KIND`: the same
+    world in Japanese), a .yaml/.yml file or a .jsonl file; then only those of `kind` (when
+    given), then the first `limit`."""
+    from gptkit.data import world
+
     text = str(spec)
-    if text == "toyworld" or text.startswith("toyworld:"):
-        cases = toyworld_cases()
-        kind_in_spec = text.partition(":")[2] or None
+    named = world.parse(text)
+    if named:
+        lang, kind_in_spec = named
+        cases = toyworld_cases(lang)
         if kind_in_spec:
             cases = _of_kind(cases, kind_in_spec, text)
     else:
@@ -90,20 +94,21 @@ def load_cases(spec: str | Path, *, kind: str | None = None, limit: int | None =
     return cases[:limit] if limit is not None else cases
 
 
-def toyworld_cases() -> list[Case]:
+def toyworld_cases(lang: str = "en") -> list[Case]:
     """The toy world's held-out eval tasks, kinds interleaved (capital, age, arithmetic, two-hop,
     hop-1, hop-2, capital, ...) so that the first N cases cover every kind evenly."""
-    from gptkit.data.toyworld import eval_tasks, reasoning_tasks
+    from gptkit.data.world import spec_for, world
 
+    toyworld, name = world(lang), spec_for(lang)
     by_kind: dict[str, list] = {}
-    for task in eval_tasks() + reasoning_tasks():
+    for task in toyworld.eval_tasks() + toyworld.reasoning_tasks():
         by_kind.setdefault(task.kind, []).append(task)
     cases = []
     for n in range(max((len(tasks) for tasks in by_kind.values()), default=0)):
         for kind, tasks in by_kind.items():
             if n < len(tasks):
                 cases.append(Case(id=f"{kind}-{n + 1}", variables={"question": tasks[n].question},
-                                  expected=tasks[n].answer, kind=kind, source=f"toyworld {kind} #{n + 1}"))
+                                  expected=tasks[n].answer, kind=kind, source=f"{name} {kind} #{n + 1}"))
     return cases
 
 
@@ -118,7 +123,7 @@ def _of_kind(cases: list[Case], kind: str, spec: str) -> list[Case]:
 
 def _read_case_file(path: Path) -> list[Case]:
     if path.suffix not in (".yaml", ".yml", ".jsonl"):
-        raise UsageError(f"{path}: cases must be `toyworld`, `toyworld:KIND`, a .yaml/.yml or a .jsonl file")
+        raise UsageError(f"{path}: cases must be `toyworld`, `toyworld:KIND`, `toyworld-ja[:KIND]`, a .yaml/.yml or a .jsonl file")
     if path.suffix == ".jsonl":
         items = [(item, line) for line, item in iter_jsonl(path)]
     else:

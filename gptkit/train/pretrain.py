@@ -46,13 +46,15 @@ def sample_text(model, tokenizer, prompt_ids: list[int], max_new_tokens: int = 4
 
 
 def load_pretrain_documents(data: list[str]) -> tuple[list[str], str]:
-    """(documents, cache key) for --data specs; the word `toyworld` means the built-in world."""
+    """(documents, cache key) for --data specs; the word `toyworld` (or `toyworld-ja`) means the
+    built-in world."""
+    from gptkit.data import world
     from gptkit.data.text import input_files, read_documents, source_key_for_files
 
-    if list(data) == ["toyworld"]:
-        from gptkit.data import toyworld
-
-        return toyworld.pretrain_documents(), "toyworld-v1"
+    named = world.parse(data[0]) if len(data) == 1 else None
+    if named and named[1] is None:
+        lang = named[0]
+        return world.world(lang).pretrain_documents(), "toyworld-v1" if lang == "en" else f"toyworld-{lang}-v1"
     files = input_files(data)
     return read_documents(files), source_key_for_files(files)
 

@@ -168,11 +168,12 @@ def load_rank_prompts(spec: str) -> list[RankPrompt]:
     or of such mappings). Repeated prompts are kept once. DataError names file:line."""
     if spec == "-":
         return []
-    if spec == "toyworld":
-        from gptkit.data.toyworld import rank_prompts
+    if spec in ("toyworld", "toyworld-ja"):
+        from gptkit.data import world
 
         # An "explain" task's answer is a reference text, not something an answer can equal.
-        prompts = [RankPrompt(t.question, None if t.kind == "explain" else t.answer) for t in rank_prompts()]
+        prompts = [RankPrompt(t.question, None if t.kind == "explain" else t.answer)
+                   for t in world.world(world.parse(spec)[0]).rank_prompts()]
     else:
         path = Path(spec)
         suffix = path.suffix.lower()

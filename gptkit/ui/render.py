@@ -219,38 +219,51 @@ def experiment_tables(result, detail: bool):
 # ---- the quickstart's report --------------------------------------------------------------------
 
 
-def showcase_table(showcase: list[dict]) -> Table:
+# The quickstart's table headings in each toy world's language.
+HEADINGS = {
+    "en": {"prompt": "prompt", "base": "base model (document completer)", "assistant": "assistant (after SFT)",
+           "task": "task", "base_short": "base", "assistant_short": "assistant",
+           "questions": "answers a question with more questions", "model": "model", "technique": "technique"},
+    "ja": {"prompt": "プロンプト", "base": "ベースモデル(文書の続きを書く)", "assistant": "アシスタント(SFT後)",
+           "task": "課題", "base_short": "ベース", "assistant_short": "アシスタント",
+           "questions": "質問に質問で答える割合", "model": "モデル", "technique": "手法"},
+}
+
+
+def showcase_table(showcase: list[dict], lang: str = "en") -> Table:
     """The same prompts answered by both models: prompt | base model | assistant."""
+    say = HEADINGS[lang]
     table = Table(show_lines=True, expand=True)
-    table.add_column("prompt", style="bold", ratio=2)
-    table.add_column("base model (document completer)", ratio=3)
-    table.add_column("assistant (after SFT)", ratio=3)
+    table.add_column(say["prompt"], style="bold", ratio=2)
+    table.add_column(say["base"], ratio=3)
+    table.add_column(say["assistant"], ratio=3)
     for row in showcase:
         table.add_row(row["prompt"], row["base"].strip(), row["assistant"].strip())
     return table
 
 
-def accuracy_table(accuracy: dict, question_rate: dict) -> Table:
+def accuracy_table(accuracy: dict, question_rate: dict, lang: str = "en") -> Table:
     """Held-out accuracy per task kind, "correct/n  share" for the base model and the assistant,
     then how often each answers a question with more questions."""
+    say = HEADINGS[lang]
     table = Table()
-    table.add_column("task")
-    table.add_column("base", justify="right")
-    table.add_column("assistant", justify="right")
+    table.add_column(say["task"])
+    table.add_column(say["base_short"], justify="right")
+    table.add_column(say["assistant_short"], justify="right")
     for kind in accuracy["base"]:
         table.add_row(kind, *(f"{c}/{n}  {c / n:.0%}" for c, n in (accuracy[m][kind] for m in ("base", "assistant"))))
-    table.add_row("answers a question with more questions", f"{question_rate['base']:.0%}",
+    table.add_row(say["questions"], f"{question_rate['base']:.0%}",
                   f"{question_rate['assistant']:.0%}", style="italic")
     return table
 
 
-def techniques_table(techniques: dict) -> Table:
+def techniques_table(techniques: dict, lang: str = "en") -> Table:
     """Rows: model and technique; columns: the case kinds; cells: accuracy [95% interval], and
     for voted cells the agreement; unreadable answers and cut prompts when there are any."""
     kinds = list(techniques)
     table = Table(header_style="bold")
-    table.add_column("model")
-    table.add_column("technique")
+    table.add_column(HEADINGS[lang]["model"])
+    table.add_column(HEADINGS[lang]["technique"])
     for kind in kinds:
         table.add_column(kind, justify="right")
     labels: dict[tuple[str, str], dict] = {}
