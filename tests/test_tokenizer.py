@@ -619,3 +619,68 @@ def test_encode_refuses_what_names_no_tokenizer_in_one_line(encode, tmp_path):
     result = encode("no-such-thing", "hi")
     assert result.exit_code == 1 and result.stderr.startswith("error: no tokenizer 'no-such-thing'")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_encode_shows_japanese_pieces_and_characters_per_token(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli
+
+    ja = train_tokenizer(["答えは東京です。"] * 30, 300, name="ja", split="ja")
+    ja.save(tmp_path / "ja")
+    text = "答えは東京です。𝄞"
+    ids = ja.encode(text)
+    result = CliRunner().invoke(cli, ["tokenizer", "encode", "-t", str(tmp_path / "ja"), text])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{len(ids)} tokens: {ids}", "答えは | 東京です | 。 | ‹f0› | ‹9d› | ‹84› | ‹9e›",
+        f"9 characters, {9 / len(ids):.2f} characters per token"]
+    ascii_only = CliRunner().invoke(cli, ["tokenizer", "encode", "-t", str(tmp_path / "ja"), "hi"])
+    assert len(ascii_only.stdout.splitlines()) == 2
+
+
+# ---- `gptkit tokenizer train --split`: the pattern by name, measured on held-out documents
+
+
+def test_train_command_takes_a_split_and_measures_held_out_documents(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import HELD_OUT_EVERY, cli
+
+    docs = japanese_documents(200, seed=9)
+    (tmp_path / "ja.jsonl").write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs),
+                                       encoding="utf-8")
+    result = CliRunner().invoke(cli, ["tokenizer", "train", str(tmp_path / "ja.jsonl"), "--vocab-size", "400",
+                                      "--split", "ja", "-o", str(tmp_path / "tok")])
+    assert result.exit_code == 0, result.output
+    tok = load_tokenizer(tmp_path / "tok")
+    assert tok.split == "ja"
+    from gptkit.train.pretrain import load_pretrain_documents
+    read, _ = load_pretrain_documents([str(tmp_path / "ja.jsonl")])
+    assert read == docs
+    held_out = read[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
+    assert result.stdout.splitlines() == [
+        f"trained 400-token tokenizer on {len(read) - len(held_out)} documents -> {tmp_path / 'tok'}",
+        f"{chars_per_token(tok, held_out):.2f} characters per token on the {len(held_out)} held-out documents "
+        f"(every 20th, not trained on)"]
+    # the held-out documents really were held out: training on the rest gives the same tokenizer
+    rest = [d for i, d in enumerate(read) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    assert train_tokenizer(rest, 400, split="ja").encoding._mergeable_ranks == tok.encoding._mergeable_ranks
+
+
+def test_train_command_split_choices_are_the_library_patterns(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli, tokenizer_train
+
+    option = next(p for p in tokenizer_train.params if p.name == "split")
+    assert list(option.type.choices) == list(SPLIT_PATTERNS)
+    (tmp_path / "few.txt").write_text("hello world")
+    result = CliRunner().invoke(cli, ["tokenizer", "train", str(tmp_path / "few.txt"), "--vocab-size", "300",
+                                      "-o", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].endswith("characters per token on the training documents "
+                                                   "(fewer than 20: none held out)")
+    assert load_tokenizer(tmp_path / "t").split == "default"
+    bad = CliRunner().invoke(cli, ["tokenizer", "train", str(tmp_path / "few.txt"), "--split", "jp", "-o", "x"])
+    assert bad.exit_code == 2 and "'jp' is not one of 'default', 'ja'" in bad.stderr
