@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tiktoken
 import tiktoken.load
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gptkit import tokenizer as tokenizer_module
@@ -567,6 +567,20 @@ def test_a_bad_split_field_is_a_tokenizer_error_naming_file_and_field(saved, spl
     _edit_meta(saved, split=split)
     with pytest.raises(TokenizerError, match=r"tokenizer\.json: " + message.replace("(", r"\(").replace("[", r"\[")):
         load_tokenizer(saved)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(split=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+                          | st.sampled_from(list(SPLIT_PATTERNS)), lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6))
+def test_any_split_field_loads_or_is_a_tokenizer_error(saved, split):
+    _edit_meta(saved, split=split)
+    try:
+        loaded = load_tokenizer(saved)
+    except TokenizerError as e:
+        assert "field 'split'" in str(e)
+    else:
+        assert split == "default" and loaded.split == "default"
 
 
 def test_training_refuses_an_unknown_split_name():
