@@ -4,8 +4,9 @@ Each candidate pattern trains a byte-level BPE tokenizer (`train_tokenizer`) on 
 Japanese documents (tests/ja_corpus.py, a stand-in for the Japanese toy world) with every 20th
 document held out, then encodes the held-out ones ("ja only"). A second tokenizer trains on those
 and on as many English toy-world documents ("mixed"), held out the same way, so English must not
-get worse. Also printed: whether HF tokenizers (training) and tiktoken (run time) cut the held-out text into the same
-chunks (they must, or training and run time disagree).
+get worse. Also printed: the share of held-out answers X in 「答えはXです」 that are whole tokens
+(start and end on token boundaries), and whether HF tokenizers (training) and tiktoken (run time)
+cut held-out text into the same chunks (they must, or training and run time disagree).
 
     python bench/ja_split.py                 # 4000 documents, vocab 2048
     python bench/ja_split.py --docs 2000 --vocab 1024 --json
