@@ -180,21 +180,38 @@ def tokenizer():
     """Train and inspect BPE tokenizers."""
 
 
+HELD_OUT_EVERY = 20  # `tokenizer train` measures characters per token on every 20th document, not trained on
+
+
 @tokenizer.command("train")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--vocab-size", type=click.IntRange(262, limits.MAX_VOCAB_SIZE), default=4096, show_default=True)
+@click.option("--split", type=click.Choice(["default", "ja"]), default="default", show_default=True,
+              help="How text is chunked before BPE: default (cl100k's, digits one by one) or ja (Japanese "
+                   "bunsetsu-like chunks; English and digits as default).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Folder to write tokenizer.json + tokenizer.tiktoken to.")
-def tokenizer_train(inputs, vocab_size, output):
-    """Train a byte-level BPE tokenizer on text files/folders/JSONL (or `toyworld`)."""
+def tokenizer_train(inputs, vocab_size, split, output):
+    """Train a byte-level BPE tokenizer on text files/folders/JSONL (or `toyworld`).
+
+    Every 20th document is held out of training (given 20 or more) and the tokenizer's
+    characters per token is measured on those."""
     from gptkit.files import make_folder
-    from gptkit.tokenizer import train_tokenizer
+    from gptkit.tokenizer import chars_per_token, train_tokenizer
     from gptkit.train.pretrain import load_pretrain_documents
 
     make_folder(output, "-o/--output")  # a file in the way fails now, not after the training
     documents, _ = load_pretrain_documents(list(inputs))
-    tok = train_tokenizer(documents, vocab_size, name=output.name)
+    held_out = documents[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
+    training = [d for i, d in enumerate(documents) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    tok = train_tokenizer(training, vocab_size, name=output.name, split=split)
     tok.save(output)
-    click.echo(f"trained {tok.n_vocab}-token tokenizer on {len(documents)} documents -> {output}")
+    click.echo(f"trained {tok.n_vocab}-token tokenizer on {len(training)} documents -> {output}")
+    if held_out:
+        click.echo(f"{chars_per_token(tok, held_out):.2f} characters per token on the {len(held_out)} held-out "
+                   f"documents (every {HELD_OUT_EVERY}th, not trained on)")
+    else:
+        click.echo(f"{chars_per_token(tok, training):.2f} characters per token on the training documents "
+                   f"(fewer than {HELD_OUT_EVERY}: none held out)")
 
 
 @tokenizer.command("encode")
@@ -208,6 +225,8 @@ def tokenizer_encode(spec, text):
     ids = tok.encode(text)
     click.echo(f"{len(ids)} tokens: {ids}")
     click.echo(" | ".join(tok.token_strings(ids)))
+    if not text.isascii() and ids:
+        click.echo(f"{len(text)} characters, {len(text) / len(ids):.2f} characters per token")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ tokens and merges as the exported tokenizer.json (`hf_tokenizer.byte_level_bpe`)
 and the chat template. It also returns the Modelfile lines that load the file into ollama.
 
 What llama.cpp cannot take from the file is the split regex: it knows a fixed set by name
-(`tokenizer.ggml.pre`). gptkit's own regex (digits one by one) is llama.cpp's "qwen2" but for
+(`tokenizer.ggml.pre`), so a tokenizer with any other regex is refused, the Japanese one
+(`split="ja"`) included: no llama.cpp pre-tokenizer chunks kanji/katakana with the hiragana after
+them, and a file that tokenized differently would run without any sign of it. gptkit's own regex (digits one by one) is llama.cpp's "qwen2" but for
 one case: whitespace holding a newline at the very end of a text is one piece for gptkit and
 two for llama.cpp. llama.cpp's BPE also adds no prefix space, so a `prefix_space` model wants
 its prompt to open with a space, as gptkit's `encode_document` writes it; the chat template
@@ -93,6 +95,10 @@ def export_gguf(ckpt_spec: str | Path, path: Path, *, dtype: str = "f32") -> tup
     ckpt = load_exportable(ckpt_spec, "llama.cpp's GPT-2 could not run it")
     config, tok = ckpt.model.config, ckpt.tokenizer
     pre = llama_cpp_pre(tok.encoding._pat_str)
+    if pre is None and tok.split == "ja":
+        raise CheckpointError(f"{ckpt.name}: its tokenizer splits Japanese with gptkit's 'ja' regex, which no llama.cpp "
+                              f"pre-tokenizer reproduces (llama.cpp would cut the text differently); "
+                              f"export it with --format hf instead")
     if pre is None:
         raise CheckpointError(f"{ckpt.name}: its tokenizer's split regex is none of those llama.cpp knows by name; "
                               f"export it with --format hf instead")

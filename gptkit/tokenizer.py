@@ -10,7 +10,9 @@ Owns:
   standard tiktoken encoding, offline only: a standard encoding that tiktoken would have to
   download is refused with a `TokenizerError`, never fetched.
 - `train_tokenizer`: byte-level BPE trained with HF `tokenizers` (fast, Rust) and converted to
-  tiktoken mergeable ranks, so training and run time split text with the same regex.
+  tiktoken mergeable ranks, so training and run time split text with the same regex, one of
+  `SPLIT_PATTERNS` by name ("default", or "ja" for Japanese); the name is saved with it.
+- `chars_per_token`: how well a tokenizer compresses some (held-out) text.
 - `render_chat`: the one place where chat structure becomes `(ids, mask)`.
 
 It knows nothing about models, tensors, checkpoints or datasets; it reads and writes only its
@@ -23,6 +25,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,6 +46,29 @@ SPLIT_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
+
+# Japanese is written without spaces, so cl100k's `\p{L}++` makes a whole clause one chunk up to
+# its punctuation, and BPE's tokens fall across word boundaries wherever its merges lead (long
+# strings that recur only in templated text). The "ja" pattern
+# chunks Japanese like bunsetsu: a run of kanji/katakana (ー included) with the hiragana after it
+# (「答えは」, 「東京に」, 「住んでいます」), or a hiragana run alone; each Japanese punctuation mark
+# or full-width symbol (。、「」？！（）...) is a chunk of its own. Everything else (Latin and
+# other letters, digits one by one, ASCII punctuation, whitespace) is split as SPLIT_PATTERN does.
+# Measured by bench/ja_split.py (generated Japanese, vocab 2048, chars/token on held-out text):
+# bunsetsu 2.11, script-only chunks (kanji | hiragana | katakana; 「答えは」 can never be one
+# token) 1.61, hiragana run + kanji/katakana run 1.88. The default pattern's whole clauses reach
+# 2.54 on this templated text, where whole clauses recur, and cost English (2.81 vs 2.92 in a
+# tokenizer trained on both). Re-measure on a real corpus with `bench/ja_split.py --ja FILES`.
+_JA_LETTERS = r"\p{Han}\p{Hiragana}\p{Katakana}ーｰ"  # ー/ｰ (prolonged sound marks) are script Common
+_JA_PUNCT = "、-〄〈-〠〰〽゛゜・！-／：-＠［-｀｛-･"  # CJK punctuation, kana marks, full-width forms
+SPLIT_PATTERN_JA = (
+    r"""'(?i:[sdmt]|ll|ve|re)"""
+    rf"""| ?+[\p{{Han}}\p{{Katakana}}ーｰ]++\p{{Hiragana}}*+| ?+\p{{Hiragana}}++"""
+    rf"""|[^\r\n\p{{L}}\p{{N}}{_JA_PUNCT}]?+[\p{{L}}&&[^{_JA_LETTERS}]]++|\p{{N}}"""
+    rf"""|[{_JA_PUNCT}]| ?[^\s\p{{L}}\p{{N}}{_JA_PUNCT}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+SPLIT_PATTERNS = {"default": SPLIT_PATTERN, "ja": SPLIT_PATTERN_JA}  # what `train_tokenizer(split=...)` takes
 SPECIAL_TOKENS = ("<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 DOCUMENT_TOKEN = SPECIAL_TOKENS[0]  # opens every document: the one special token every tokenizer has
 CHAT_TOKENS = SPECIAL_TOKENS[1:]
@@ -126,9 +152,15 @@ class Tokenizer:
             return b"".join(self._token_bytes(i) for i in ids).decode("utf-8", errors="replace")
 
     def token_strings(self, ids) -> list[str]:
-        """One printable piece per token; bytes that are not valid UTF-8 alone show as "\\xe3"."""
-        return [self._special_strings.get(i) or self._token_bytes(i).decode("utf-8", errors="backslashreplace")
-                for i in (int(i) for i in ids)]
+        """One printable piece per token: its text, or for bytes that are only part of a character
+        (Japanese and emoji often split so) the hex bytes in guillemets: "は‹e3 81›"."""
+        return [self._special_strings.get(i) or _readable(self._token_bytes(i)) for i in (int(i) for i in ids)]
+
+    @property
+    def split(self) -> str | None:
+        """The name of this tokenizer's split regex in `SPLIT_PATTERNS`; None for another regex
+        (a standard or imported tokenizer's)."""
+        return next((name for name, pattern in SPLIT_PATTERNS.items() if pattern == self.encoding._pat_str), None)
 
     def _token_bytes(self, token_id: int) -> bytes:
         try:
@@ -144,9 +176,18 @@ class Tokenizer:
         atomic_write(folder / RANKS_FILE,
                           b"".join(base64.b64encode(token) + b" %d\n" % rank for token, rank in ranks))
         meta = {"format": FORMAT, "version": VERSION, "name": self.name, "pat_str": self.encoding._pat_str,
-                "prefix_space": self.prefix_space,
+                **({"split": self.split} if self.split else {}), "prefix_space": self.prefix_space,
                 "special_tokens": dict(sorted(self._special_ids.items(), key=lambda item: item[1]))}
         atomic_write(folder / META_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+# UTF-8 bytes that decoding with "surrogateescape" could not place in a character
+_STRAY_BYTES = re.compile("[\udc80-\udcff]+")
+
+
+def _readable(token: bytes) -> str:
+    text = token.decode("utf-8", errors="surrogateescape")
+    return _STRAY_BYTES.sub(lambda m: "‹" + " ".join(f"{ord(c) - 0xdc00:02x}" for c in m.group()) + "›", text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +245,14 @@ def _read_meta(meta_path: Path) -> dict:
     for field in ("name", "pat_str"):
         if not isinstance(meta.get(field), str) or not meta[field]:
             raise TokenizerError(f"{meta_path}: field '{field}': expected a non-empty string")
+    # "split" names the regex for people and exports; pat_str is what runs, and they must agree.
+    # Files from before the field have none and load with their pat_str, as they always did.
+    if "split" in meta and (not isinstance(meta["split"], str) or meta["split"] not in SPLIT_PATTERNS):
+        raise TokenizerError(f"{meta_path}: field 'split': unknown split pattern {meta['split']!r} (this gptkit "
+                             f"knows {', '.join(SPLIT_PATTERNS)}; written by a newer gptkit?)")
+    if "split" in meta and SPLIT_PATTERNS[meta["split"]] != meta["pat_str"]:
+        raise TokenizerError(f"{meta_path}: field 'split': {meta['split']!r} names a different regex than field "
+                             f"'pat_str' holds (edited by hand, or written by another gptkit version?)")
     special = meta.get("special_tokens")
     if (not isinstance(special, dict)
             or not all(type(i) is int and i >= 0 for i in special.values())
@@ -332,14 +381,18 @@ def _require_cached(name: str, files) -> None:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom", *,
-                    prefix_space: bool = False) -> Tokenizer:
+                    prefix_space: bool = False, split: str = "default") -> Tokenizer:
     """Byte-level BPE on `texts` with `vocab_size` tokens in all (special tokens included).
     `prefix_space`: texts open as if after a space (see `Tokenizer.prefix_space`), in training too.
+    `split`: the name of the regex that chunks text before BPE (`SPLIT_PATTERNS`; "ja" for Japanese).
 
     HF `tokenizers` learns the merges (Rust, seconds for megabytes); the result is converted to
     tiktoken ranks: byte b has rank b, each merge the next rank. A corpus too small to fill the
     vocabulary yields fewer tokens.
     """
+    if split not in SPLIT_PATTERNS:
+        raise TokenizerError(f"unknown split pattern {split!r}: expected one of {', '.join(SPLIT_PATTERNS)}")
+    pat_str = SPLIT_PATTERNS[split]
     smallest = 256 + len(SPECIAL_TOKENS) + 1
     if vocab_size < smallest:
         raise TokenizerError(f"vocab_size must be at least {smallest} (256 bytes, {len(SPECIAL_TOKENS)} special "
@@ -351,7 +404,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom",
 
     hf = HFTokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated"),
+        pre_tokenizers.Split(Regex(pat_str), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(SPECIAL_TOKENS), show_progress=False,
@@ -365,7 +418,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, name: str = "custom",
 
     ranks = _merges_to_ranks(json.loads(hf.to_str())["model"]["merges"])
     special = {token: len(ranks) + i for i, token in enumerate(SPECIAL_TOKENS)}
-    encoding = tiktoken.Encoding(name=name, pat_str=SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special)
+    encoding = tiktoken.Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special)
     return Tokenizer(encoding, name, prefix_space=prefix_space)
 
 
@@ -394,6 +447,14 @@ def byte_level_chars() -> dict[int, str]:
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     shifted = [b for b in range(256) if b not in printable]
     return {**{b: chr(b) for b in printable}, **{b: chr(256 + n) for n, b in enumerate(shifted)}}
+
+
+def chars_per_token(tok: Tokenizer, texts: Iterable[str]) -> float:
+    """Characters per token over `texts` (ordinary text, no document tokens): how well the
+    tokenizer compresses them; measure it on text it was not trained on."""
+    texts = list(texts)
+    tokens = sum(len(ids) for ids in tok.encoding.encode_ordinary_batch(texts))
+    return sum(map(len, texts)) / tokens if tokens else 0.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,18 @@
 """Answers: extraction, normalisation, majority voting and scoring."""
 
+import re
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptkit.errors import DataError, TemplateError, UsageError
+from gptkit.prompting import answers
 from gptkit.prompting.answers import (
     NORMALIZATIONS,
     Vote,
+    answer_is_right,
     answer_regex_problem,
     extract_answer,
     majority_vote,
@@ -36,6 +41,16 @@ COT_REGEX = r"(?m)The answer is (.+?)\.?$"
     ("0.25", ["number"], "0.25"),
     ("23 + 45 = 68", ["number"], "23"),
     ("７０歳", ["number"], "70"),
+    ("１，０００人", ["number"], "1000"),
+    ("３．５０本", ["number"], "3.5"),
+    ("－５度", ["number"], "-5"),
+    ("りんごは３つ", ["number"], "3"),
+    ("答えは 16 です。", ["number"], "16"),
+    ("「東京」です。", ["strip_punct"], "東京」です"),  # ends only, as in English
+    ("　『ローマ』！？、", ["strip_punct"], "ローマ"),
+    ("（ナイロビ）。", ["strip_punct"], "ナイロビ"),
+    ("コーヒー。", ["strip_punct"], "コーヒー"),  # ー is a letter (a long vowel), not a dash
+    ("東京，．", ["strip_punct"], "東京"),
     ("no digits", ["number"], ""),
     (" Paris. ", ["strip_punct", "lower"], "paris"),
 ])
@@ -64,6 +79,38 @@ def test_number_reads_back_any_integer(n):
     assert normalize_answer(f"{n:,}", ["number"]) == str(n)
 
 
+_OLD_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def _old_number(text: str) -> str:
+    """`number` as it was before full-width signs, separators and points were read."""
+    match = _OLD_NUMBER.search(text)
+    if match is None:
+        return ""
+    sign = "-" if match.group().startswith("-") else ""
+    whole, _, frac = match.group().lstrip("-").replace(",", "").partition(".")
+    whole = "".join(str(unicodedata.digit(ch)) for ch in whole).lstrip("0") or "0"
+    frac = "".join(str(unicodedata.digit(ch)) for ch in frac).rstrip("0")
+    return ("" if whole == "0" and not frac else sign) + whole + ("." + frac if frac else "")
+
+
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=0x2FFF)),
+                 st.lists(st.sampled_from(["The answer is", " ", "-", ",", ".", "1", "07", "3.50", "1,000", "x",
+                                           "٣", "７"])).map("".join)))
+@settings(max_examples=500, deadline=None)
+def test_number_reads_text_without_full_width_forms_as_before(text):
+    assert normalize_answer(text, ["number"]) == _old_number(text)
+
+
+@given(st.integers(min_value=-10**12, max_value=10**12), st.integers(min_value=0, max_value=99),
+       st.sampled_from(["", "歳", "人", "本", "つ", "匹", "です。", "歳です。"]))
+def test_number_reads_full_width_japanese_numbers(n, cents, unit):
+    wide = str.maketrans("0123456789-,.", "０１２３４５６７８９－，．")
+    assert normalize_answer(f"答えは{n:,}{unit}".translate(wide), ["number"]) == str(n)
+    decimal = f"{n}.{cents:02d}".translate(wide) + unit
+    assert normalize_answer(decimal, ["number"]) == normalize_answer(f"{n}.{cents:02d}", ["number"])
+
+
 # ---- extraction ----------------------------------------------------------------------------
 
 
@@ -90,6 +137,75 @@ def test_no_match_or_empty_answer_is_none():
 def test_fallback_is_first_non_blank_line():
     assert extract_answer(" Paris\n\nQ: What is the capital of Spain?\nA: Madrid", None) == "Paris"
     assert extract_answer("\n\n  Tokyo.  \nmore", None, ("strip_punct",)) == "Tokyo"
+
+
+JA_REGEX = r"答えは\s*(.+?)\s*です"
+
+
+@pytest.mark.parametrize("text, normalize, expected", [
+    ("東京の人口は多いです。答えは東京です。", ("strip_punct",), "東京"),
+    ("答えは「ローマ」です。答えは東京です。", ("strip_punct",), "ローマ"),  # the first answer counts
+    ("答えは　ナイロビ　です", ("strip_punct",), "ナイロビ"),
+    ("ミアは８歳でした。答えは １６歳 です。", ("number",), "16"),
+    ("答えは１，２００人です。", ("number",), "1200"),
+    ("わかりません。", ("strip_punct",), None),
+])
+def test_japanese_answers_extract_with_a_template_regex(text, normalize, expected):
+    assert extract_answer(text, JA_REGEX, normalize) == expected
+
+
+def test_a_japanese_template_reads_back_its_own_examples():
+    from gptkit.prompting.templates import parse_template
+
+    template = """
+name: {name}
+examples:
+  - question: {question}
+    reasoning: {reasoning}
+    answer: "{answer}"
+chain_of_thought: {{exemplars: true}}
+answer:
+  regex: '答えは\\s*(.+?)\\s*です'
+  normalize: [{normalize}]
+"""
+    capital = parse_template(template.format(name="capital-ja", question="日本の首都はどこですか？", answer="東京",
+                                             reasoning="日本の首都は東京です。答えは「東京」です。", normalize="strip_punct"))
+    age = parse_template(template.format(name="age-ja", question="ハナコは何歳ですか？", answer="12",
+                                         reasoning="ハナコは８歳でした。４年たちました。答えは１２歳です。", normalize="number"))
+    assert capital.answer_regex == age.answer_regex == JA_REGEX
+    assert extract_answer("考えます。答えは「ローマ」です。", capital.answer_regex, capital.normalize) == "ローマ"
+    assert extract_answer("考えます。答えは ２５ 歳です。", age.answer_regex, age.normalize) == "25"
+    with pytest.raises(TemplateError, match="answer extraction reads '12' here, but the answer is '13'"):
+        parse_template(template.format(name="age-ja", question="ハナコは何歳ですか？", answer="13",
+                                       reasoning="答えは１２歳です。", normalize="number"))
+
+
+@pytest.mark.parametrize("text, expected, right", [
+    ("答えは東京です。", "東京", True),
+    ("日本の首都は……答えは「東京」です。", "東京", True),
+    ("答えはローマだ。\n質問：次は？", "ローマ", True),
+    ("答えは東京都です。", "東京", False),  # another place
+    ("首都は東京です。", "東京", False),  # no 答えは: Japanese has no word boundaries to trust
+    ("ミアは３０歳です。答えは２５歳です。", "25", True),
+    ("答えは２６歳です。", "25", False),
+    ("答えはです。", "東京", False),
+    ("The answer is Tokyo. 答えは大阪です。", "Tokyo", True),  # the English claim comes first
+])
+def test_answer_is_right_reads_japanese_claims(text, expected, right):
+    assert answer_is_right(text, expected) is right
+
+
+@given(st.one_of(st.text(), st.lists(st.sampled_from(["The answer is", " Tokyo", " 12", ".", "\n", "Q:", " is",
+                                                       "東京", "です", "答え", "。"])).map("".join)),
+       st.sampled_from(["Tokyo", "12", "東京", "3.5"]))
+@settings(max_examples=300, deadline=None)
+def test_answer_is_right_is_unchanged_for_text_without_a_japanese_claim(text, expected):
+    from unittest import mock
+
+    with mock.patch.object(answers, "_japanese_claim", lambda text: None):  # the rule before Japanese claims
+        old = answer_is_right(text, expected)
+    if "答えは" not in text:
+        assert answer_is_right(text, expected) == old
 
 
 def test_unusable_regex_is_a_template_error():

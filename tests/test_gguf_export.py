@@ -110,6 +110,23 @@ def test_bad_requests_are_refused(files, trained_checkpoints, tmp_path):
     assert not (tmp_path / "a.gguf").exists() and not (tmp_path / "b.gguf").exists()
 
 
+def test_a_japanese_tokenizer_is_refused_in_one_line(tmp_path):
+    import torch
+
+    from gptkit.model import GPT, config_for
+    from gptkit.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["東京に住んでいます。答えは東京です。"] * 20, 300, name="ja", split="ja")
+    torch.manual_seed(0)
+    step = save_checkpoint(tmp_path / "ja", model=GPT(config_for("tiny", tok.n_vocab)), tokenizer=tok,
+                           meta={"kind": "base", "step": 1})
+    result = CliRunner().invoke(cli, ["export", str(step), str(tmp_path / "ja.gguf")])
+    assert result.exit_code == 1 and not (tmp_path / "ja.gguf").exists()
+    assert result.stderr.splitlines() == [
+        "error: ja/step-000001: its tokenizer splits Japanese with gptkit's 'ja' regex, which no llama.cpp pre-tokenizer "
+        "reproduces (llama.cpp would cut the text differently); export it with --format hf instead"]
+
+
 # ---------------------------------------------------------------------------------------------
 # llama.cpp itself (llama-cpp-python builds it from source; skipped where it is not installed)
 

@@ -85,6 +85,29 @@ def test_tokenizer_json_reads_back_exactly(folders):
         assert back.prefix_space == ckpt.tokenizer.prefix_space
 
 
+@pytest.mark.parametrize("prefix_space", [False, True])
+def test_japanese_tokenizer_exports_its_own_split_regex(prefix_space, tmp_path):
+    """A tokenizer trained with split="ja" goes out with the Japanese regex, and HF `tokenizers`
+    reading the exported tokenizer.json gives tiktoken's ids on Japanese, English and digits."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from gptkit.hf_tokenizer import tokenizer_json
+    from gptkit.tokenizer import SPLIT_PATTERN_JA, train_tokenizer
+    from ja_corpus import japanese_documents
+
+    docs = japanese_documents(400, seed=3)
+    ours = train_tokenizer([d for i, d in enumerate(docs) if i % 20] + ["The capital of France is Paris. 12+34=46"] * 20,
+                           700, name="ja", split="ja", prefix_space=prefix_space)
+    spec = tokenizer_json(ours)
+    assert json.loads(spec)["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] == SPLIT_PATTERN_JA
+    hf = HFTokenizer.from_str(spec)
+    for text in docs[::20] + ["答えは１２３です。", "東京に住んでいます「Tokyo」 it's 2024年、ｶﾀｶﾅ", " 質問：\n\nはい"]:
+        assert hf.encode(text).ids == ours.encode_document(text)
+    (tmp_path / "tokenizer.json").write_text(spec, encoding="utf-8")
+    back = tokenizer_from_tokenizer_json(tmp_path / "tokenizer.json", name="ja")
+    assert back.split == "ja" and back.encode(docs[0]) == ours.encode(docs[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # chat template
 

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import random
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -12,14 +13,16 @@ from pathlib import Path
 import pytest
 import tiktoken
 import tiktoken.load
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gptkit import tokenizer as tokenizer_module
 from gptkit.errors import DataError, TokenizerError
 from gptkit.tokenizer import (
-    ROLES, SPECIAL_TOKENS, SPLIT_PATTERN, load_tokenizer, render_chat, train_tokenizer,
+    ROLES, SPECIAL_TOKENS, SPLIT_PATTERN, SPLIT_PATTERN_JA, SPLIT_PATTERNS, chars_per_token, load_tokenizer,
+    render_chat, train_tokenizer,
 )
+from ja_corpus import japanese_documents  # tests/ja_corpus.py
 
 JAPANESE = "吾輩は猫である。名前はまだ無い。東京の天気は晴れです。テキストをトークンに分けます、"
 EMOJI = ["😀", "👍🏽", "👨‍👩‍👧", "🇯🇵", "🎉"]
@@ -135,11 +138,32 @@ def test_special_tokens_decode_as_their_strings(tok):
     assert tok.token_strings(ids)[0] == "<|endoftext|>" and tok.token_strings(ids)[-1] == "<|end|>"
 
 
-def test_token_strings_show_incomplete_utf8_bytes_escaped():
+def test_token_strings_show_partial_characters_as_hex_bytes():
     # one merge only: a character outside the corpus stays as its four UTF-8 bytes
     tiny = train_tokenizer(["ab ab ab"], 256 + len(SPECIAL_TOKENS) + 1)
-    assert tiny.token_strings(tiny.encode("𝄞")) == ["\\xf0", "\\x9d", "\\x84", "\\x9e"]
+    assert tiny.token_strings(tiny.encode("𝄞")) == ["‹f0›", "‹9d›", "‹84›", "‹9e›"]
     assert tiny.decode(tiny.encode("𝄞")[:2]) == "\ufffd"
+    # a token that ends inside a character: its whole characters stay text, the rest is hex
+    ranks = {bytes([b]): b for b in range(256)} | {"は".encode() + b"\xe3\x81": 256}
+    encoding = tiktoken.Encoding("t", pat_str=SPLIT_PATTERN, mergeable_ranks=ranks,
+                                 special_tokens={"<|endoftext|>": 257})
+    made = tokenizer_module.Tokenizer(encoding, "t")
+    assert made.token_strings([256, 0x82, ord("x"), 257]) == ["は‹e3 81›", "‹82›", "x", "<|endoftext|>"]
+
+
+@FAST
+@given(text=varied_text)
+def test_token_strings_are_one_printable_piece_per_token_that_shows_the_text(tok, text):
+    assume("‹" not in text)
+    ids = tok.encode(text)
+    pieces = tok.token_strings(ids)
+    assert len(pieces) == len(ids)
+
+    def piece_bytes(piece: str) -> bytes:  # text as UTF-8, ‹e3 81› as its bytes
+        return b"".join(bytes.fromhex(part[1:-1]) if part.startswith("‹") else part.encode("utf-8")
+                        for part in re.split("(‹[0-9a-f ]+›)", piece))
+
+    assert [piece_bytes(p) for p in pieces] == [tok.encoding.decode_single_token_bytes(i) for i in ids]
 
 
 def test_ids_outside_the_vocabulary_decode_as_replacement_characters(tok):
@@ -192,6 +216,44 @@ def test_chunk_comparison_detects_a_pattern_the_engines_read_differently():
     assert cl100k != SPLIT_PATTERN
     chunks = hf_chunks(cl100k, "year 2024")
     assert tiktoken_chunks(cl100k, "year 2024", chunks) != chunks
+
+
+# Japanese with everything it meets: kana, kanji (々〇 too), prolonged sound marks, Japanese and
+# full-width punctuation, full-width digits and letters, half-width katakana, English, digits
+JA_PIECES = [*"あいうはをんでゃっゝゞアイウタロウヴヶヽーｰ東京答住々〇", *"。、「」『』（）？！：・〜～　｡｢｣､･",
+             *"０１９ＡＺａ", *"ｱｲｳﾞﾟ", *"abcXYZ 0129'\n\r\t.,!?()-", "答えは", "住んでいます", " the", "'s", "😀", "\u0301"]
+japanese_text = st.one_of(
+    st.lists(st.sampled_from(JA_PIECES)).map("".join),
+    st.lists(st.sampled_from([*JA_PIECES, *WORDS, "12", "  ", "\n\n"])).map(" ".join),
+    st.text(alphabet=st.characters(min_codepoint=0x3000, max_codepoint=0x30FF)),
+    st.text(alphabet=st.characters(min_codepoint=0xFF00, max_codepoint=0xFFEF)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(japanese_text, varied_text))
+def test_japanese_pattern_chunks_alike_in_hf_and_tiktoken(text):
+    chunks = hf_chunks(SPLIT_PATTERN_JA, text)
+    assert tiktoken_chunks(SPLIT_PATTERN_JA, text, chunks) == chunks
+    assert "".join(chunks) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(alphabet=st.characters(max_codepoint=0x2E7F)),
+                      st.lists(st.sampled_from([*WORDS, *EMOJI, "12", "  ", "\n\n", "'ll", "é", "Ω"])).map(" ".join)))
+def test_japanese_pattern_splits_other_text_as_the_default_does(text):
+    # below U+2E80 there is neither Japanese (nor other Han) nor full-width text: English and the
+    # rest stay exactly as before
+    assert hf_chunks(SPLIT_PATTERN_JA, text) == hf_chunks(SPLIT_PATTERN, text)
+
+
+def test_japanese_pattern_chunks_like_bunsetsu():
+    text = "質問：ハナコの父は誰ですか？\n答えはタロウです。東京に住んでいます「Tokyo」 it's 2024年、ｶﾀｶﾅ１２"
+    assert hf_chunks(SPLIT_PATTERN_JA, text) == [
+        "質問", "：", "ハナコの", "父は", "誰ですか", "？", "\n", "答えは", "タロウです", "。", "東京に", "住んでいます",
+        "「", "Tokyo", "」", " it", "'s", " ", "2", "0", "2", "4", "年", "、", "ｶﾀｶﾅ", "１", "２"]
+    # the default pattern reads the Japanese up to each punctuation mark as one chunk
+    assert "。東京に住んでいます" in hf_chunks(SPLIT_PATTERN, text)
 
 
 # --- save and load --------------------------------------------------------------------------
@@ -462,6 +524,82 @@ def test_prefix_space_reads_a_text_opening_word_as_inside_a_sentence(tmp_path):
         load_tokenizer(tmp_path / "t")
 
 
+@pytest.fixture(scope="module")
+def ja_docs():
+    return japanese_documents(600, seed=5)
+
+
+@pytest.fixture(scope="module")
+def ja_tok(ja_docs):
+    return train_tokenizer([d for i, d in enumerate(ja_docs) if i % 20] + list(generated_corpus(300)), 1024,
+                           name="ja", split="ja")
+
+
+def test_japanese_tokenizer_learns_bunsetsu_and_keeps_digits_single(ja_tok):
+    assert ja_tok.split == "ja" and ja_tok.encoding._pat_str == SPLIT_PATTERN_JA
+    for word in ["答えは", "住んでいます", "です"]:
+        assert ja_tok.token_strings(ja_tok.encode(word)) == [word]
+    assert ja_tok.token_strings(ja_tok.encode("答えは１２３です。")) == ["答えは", "１", "２", "３", "です", "。"]
+    assert ja_tok.token_strings(ja_tok.encode("It's 12")) == ["It", "'s", " ", "1", "2"]
+
+
+def test_japanese_tokenizer_saves_its_split_and_loads_with_the_same_ids(ja_tok, ja_docs, tmp_path):
+    ja_tok.save(tmp_path / "ja")
+    meta = json.loads((tmp_path / "ja" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert meta["split"] == "ja" and meta["pat_str"] == SPLIT_PATTERN_JA
+    loaded = load_tokenizer(tmp_path / "ja")
+    assert loaded.split == "ja"
+    held_out = ja_docs[::20] + [SAMPLE, "東京ｶﾀｶﾅ　「答え」は？ 😀\n"]
+    assert [loaded.encode(t) for t in held_out] == [ja_tok.encode(t) for t in held_out]
+    assert chars_per_token(loaded, held_out) == chars_per_token(ja_tok, held_out) > 1.5
+
+
+def test_files_without_a_split_field_load_as_before(tok, tmp_path):
+    tok.save(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "tokenizer.json").read_text())
+    assert meta.pop("split") == "default"
+    (tmp_path / "old" / "tokenizer.json").write_text(json.dumps(meta))
+    loaded = load_tokenizer(tmp_path / "old")
+    assert loaded.encoding._pat_str == SPLIT_PATTERN and loaded.split == "default"
+    assert loaded.encode(SAMPLE) == tok.encode(SAMPLE)
+
+
+@pytest.mark.parametrize("split, message", [
+    ("zh", "field 'split': unknown split pattern 'zh' (this gptkit knows default, ja"),
+    (["ja"], "field 'split': unknown split pattern"),
+    ("ja", "field 'split': 'ja' names a different regex than field 'pat_str' holds"),
+])
+def test_a_bad_split_field_is_a_tokenizer_error_naming_file_and_field(saved, split, message):
+    _edit_meta(saved, split=split)
+    with pytest.raises(TokenizerError, match=r"tokenizer\.json: " + message.replace("(", r"\(").replace("[", r"\[")):
+        load_tokenizer(saved)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(split=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+                          | st.sampled_from(list(SPLIT_PATTERNS)), lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6))
+def test_any_split_field_loads_or_is_a_tokenizer_error(saved, split):
+    _edit_meta(saved, split=split)
+    try:
+        loaded = load_tokenizer(saved)
+    except TokenizerError as e:
+        assert "field 'split'" in str(e)
+    else:
+        assert split == "default" and loaded.split == "default"
+
+
+def test_training_refuses_an_unknown_split_name():
+    with pytest.raises(TokenizerError, match="unknown split pattern 'jp': expected one of default, ja"):
+        train_tokenizer(["x"], 300, split="jp")
+    assert set(SPLIT_PATTERNS) == {"default", "ja"}
+
+
+def test_chars_per_token_counts_characters_not_bytes(tok):
+    assert chars_per_token(tok, ["日本", "12"]) == 4 / (len(tok.encode("日本")) + 2)
+    assert chars_per_token(tok, []) == 0.0
+
+
 def _saved(tok, folder):
     tok.save(folder)
     return folder
@@ -501,3 +639,68 @@ def test_encode_refuses_what_names_no_tokenizer_in_one_line(encode, tmp_path):
     result = encode("no-such-thing", "hi")
     assert result.exit_code == 1 and result.stderr.startswith("error: no tokenizer 'no-such-thing'")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_encode_shows_japanese_pieces_and_characters_per_token(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli
+
+    ja = train_tokenizer(["答えは東京です。"] * 30, 300, name="ja", split="ja")
+    ja.save(tmp_path / "ja")
+    text = "答えは東京です。𝄞"
+    ids = ja.encode(text)
+    result = CliRunner().invoke(cli, ["tokenizer", "encode", "-t", str(tmp_path / "ja"), text])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{len(ids)} tokens: {ids}", "答えは | 東京です | 。 | ‹f0› | ‹9d› | ‹84› | ‹9e›",
+        f"9 characters, {9 / len(ids):.2f} characters per token"]
+    ascii_only = CliRunner().invoke(cli, ["tokenizer", "encode", "-t", str(tmp_path / "ja"), "hi"])
+    assert len(ascii_only.stdout.splitlines()) == 2
+
+
+# ---- `gptkit tokenizer train --split`: the pattern by name, measured on held-out documents
+
+
+def test_train_command_takes_a_split_and_measures_held_out_documents(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import HELD_OUT_EVERY, cli
+
+    docs = japanese_documents(200, seed=9)
+    (tmp_path / "ja.jsonl").write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs),
+                                       encoding="utf-8")
+    result = CliRunner().invoke(cli, ["tokenizer", "train", str(tmp_path / "ja.jsonl"), "--vocab-size", "400",
+                                      "--split", "ja", "-o", str(tmp_path / "tok")])
+    assert result.exit_code == 0, result.output
+    tok = load_tokenizer(tmp_path / "tok")
+    assert tok.split == "ja"
+    from gptkit.train.pretrain import load_pretrain_documents
+    read, _ = load_pretrain_documents([str(tmp_path / "ja.jsonl")])
+    assert read == docs
+    held_out = read[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
+    assert result.stdout.splitlines() == [
+        f"trained 400-token tokenizer on {len(read) - len(held_out)} documents -> {tmp_path / 'tok'}",
+        f"{chars_per_token(tok, held_out):.2f} characters per token on the {len(held_out)} held-out documents "
+        f"(every 20th, not trained on)"]
+    # the held-out documents really were held out: training on the rest gives the same tokenizer
+    rest = [d for i, d in enumerate(read) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    assert train_tokenizer(rest, 400, split="ja").encoding._mergeable_ranks == tok.encoding._mergeable_ranks
+
+
+def test_train_command_split_choices_are_the_library_patterns(tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli import cli, tokenizer_train
+
+    option = next(p for p in tokenizer_train.params if p.name == "split")
+    assert list(option.type.choices) == list(SPLIT_PATTERNS)
+    (tmp_path / "few.txt").write_text("hello world")
+    result = CliRunner().invoke(cli, ["tokenizer", "train", str(tmp_path / "few.txt"), "--vocab-size", "300",
+                                      "-o", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].endswith("characters per token on the training documents "
+                                                   "(fewer than 20: none held out)")
+    assert load_tokenizer(tmp_path / "t").split == "default"
+    bad = CliRunner().invoke(cli, ["tokenizer", "train", str(tmp_path / "few.txt"), "--split", "jp", "-o", "x"])
+    assert bad.exit_code == 2 and "'jp' is not one of 'default', 'ja'" in bad.stderr

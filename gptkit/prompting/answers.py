@@ -31,18 +31,20 @@ def _strip_punct(text: str) -> str:
     return text[start:end]
 
 
-# Thousands groups are tried before a plain digit run so "1,000" is one number, not "1".
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+# Thousands groups are tried before a plain digit run so "1,000" is one number, not "1". Japanese
+# text writes the sign, separator and point full-width too ("－１，２３４．５"); ASCII text reads as before.
+_NUMBER = re.compile(r"[-－]?(?:\d{1,3}(?:[,，]\d{3})+|\d+)(?:[.．]\d+)?")
 
 
 def _number(text: str) -> str:
     """The first integer or decimal in `text`, canonical: "1,000" -> "1000", "07" -> "7",
-    "3.50" -> "3.5", "-0" -> "0", "７０" -> "70". "" when there is none."""
+    "3.50" -> "3.5", "-0" -> "0", "７０歳" -> "70", "１，０００人" -> "1000". "" when there is none."""
     match = _NUMBER.search(text)
     if match is None:
         return ""
-    sign = "-" if match.group().startswith("-") else ""
-    whole, _, frac = match.group().lstrip("-").replace(",", "").partition(".")
+    number = match.group().replace("－", "-").replace("，", ",").replace("．", ".")
+    sign = "-" if number.startswith("-") else ""
+    whole, _, frac = number.lstrip("-").replace(",", "").partition(".")
     # Any Unicode decimal digit (full-width digits in Japanese output) becomes ASCII.
     whole = "".join(str(unicodedata.digit(ch)) for ch in whole).lstrip("0") or "0"
     frac = "".join(str(unicodedata.digit(ch)) for ch in frac).rstrip("0")
@@ -179,6 +181,9 @@ def score(output_answer: str | None, expected: str, method: str = "exact") -> bo
 
 
 _ANSWER_IS = r"[Tt]he answer is:?\s*([^\n]*)"
+# 「答えは東京です。」: the claim runs from 答えは to the end of the sentence, less the copula
+_ANSWER_IS_JA = r"答えは[:：]?\s*([^\n。]*)"
+_COPULA = re.compile(r"\s*(?:です|でした|だ|だった|である)$")
 _WHOLE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -197,18 +202,26 @@ def answer_is_right(text: str, expected: str) -> bool:
     held-out evaluation and every ranking by truth use.
 
     Only the answer region counts (`answer_region`). The claim is what follows "The answer is",
-    else the first line. A number must equal the expected number ("A hen has 2 legs." is right
-    for 2); a word or phrase must appear in the claim as whole words, case-insensitively ("The
-    capital of Ghana is Accra." is right for Accra).
+    else what follows 答えは up to the sentence's end and copula (「答えは２５歳です。」 claims
+    "２５歳"), else the first line. A number must equal the expected number ("A hen has 2 legs."
+    is right for 2, and 「２５歳」 for 25); a word or phrase must appear in the claim as whole
+    words, case-insensitively ("The capital of Ghana is Accra." is right for Accra). Japanese has
+    no spaces, so there a phrase must be the claim's letters whole: 「答えは東京です。」 is right
+    for 東京, and 「答えは東京都です。」 or a first line 「首都は東京です。」 is not.
     """
     text = answer_region(text)
-    claim = extract_answer(text, _ANSWER_IS) or extract_answer(text, None)
+    claim = extract_answer(text, _ANSWER_IS) or _japanese_claim(text) or extract_answer(text, None)
     if claim is None:
         return False
     if _WHOLE_NUMBER.fullmatch(expected.strip()):
         return normalize_answer(claim, ("number",)) == normalize_answer(expected, ("number",))
     phrase = normalize_answer(expected, ("strip_punct",))
     return bool(phrase) and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", claim, re.IGNORECASE) is not None
+
+
+def _japanese_claim(text: str) -> str | None:
+    claim = extract_answer(text, _ANSWER_IS_JA, ("strip_punct",))
+    return claim and (normalize_answer(_COPULA.sub("", claim), ("strip_punct",)) or None)
 
 
 def truth_ranks(texts: list[str], expected: str) -> tuple[str, list[int | None]]:
