@@ -248,7 +248,7 @@ def _age_task(rng: random.Random, combo: tuple) -> Task:
     who was twice it older (姉/兄): Japanese says which."""
     kind = combo[0]
     name = _person(rng)
-    girl = rng.random() < 0.5
+    girl = rng.choice((True, False))  # draws as the English sister/brother choice does, so the worlds stay in step
     sib = ("姉" if girl else "兄") if kind == "twice" else ("妹" if girl else "弟")
     if kind == "half":
         _, a, m = combo
@@ -282,11 +282,13 @@ def _age_task(rng: random.Random, combo: tuple) -> Task:
         r = f"{name}は{s}歳で、{y_name}は{name}より{d}歳{w}なので、{y_name}は {s} {'+' if up else '-'} {d} = {answer}歳です。"
     elif kind == "future":
         _, s, n = combo
+        name = _person(rng)  # the English puzzle draws its person again here
         answer = s + n
         q = f"{name}は今{s}歳です。{n}年後、{name}は何歳になりますか？"
         r = f"{name}は今{s}歳なので、{n}年後には {s} + {n} = {answer}歳になります。"
     elif kind == "past":
         _, s, n = combo
+        name = _person(rng)
         answer = s - n
         q = f"{name}は今{s}歳です。{n}年前、{name}は何歳でしたか？"
         r = f"{name}は今{s}歳なので、{n}年前は {s} - {n} = {answer}歳でした。"
