@@ -395,7 +395,8 @@ def test_shipped_techniques():
     assert (sc.sc_samples, sc.sc_temperature) == (10, 0.7) and sc.cot_trigger == step.cot_trigger
     assert render_chat_messages(sc, {"question": "Q?"}) == render_chat_messages(step, {"question": "Q?"})
     # the Japanese table is the English one in the world's Japanese forms
-    cot_ja, step_ja, sc_ja = (load_template(f"{n}-ja") for n in ("chain-of-thought", "step-by-step", "self-consistency"))
+    cot_ja, step_ja, sc_ja = (load_template(f"{n}-ja")
+                              for n in ("chain-of-thought", "step-by-step", "self-consistency"))
     assert cot_ja.cot_exemplars and cot_ja.cot_trigger is None and len(cot_ja.examples) == 4
     assert step_ja.cot_trigger == sc_ja.cot_trigger == "ステップごとに考えましょう。" and not step_ja.examples
     assert (sc_ja.sc_samples, sc_ja.sc_temperature, sc_ja.sampling["top_k"]) == (10, 0.7, 20)

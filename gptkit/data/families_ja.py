@@ -197,9 +197,9 @@ def fact_document(rng: random.Random) -> str:
     return fact_sentence(fact, rng.randrange(len(FACT_FORMS[fact.relation])))
 
 
-def parents_answer(child: str) -> str:
+def parents_answer(child: str, family: Family | None = None) -> str:
     """「タビの母はルサです。タビの父はドデンです。」 (both hop-1 facts, no composition)."""
-    f = next(f for f in families() if child in f.children)
+    f = family or next(f for f in families() if child in f.children)
     return polite_sentence(Fact(child, "mother", f.mother)) + polite_sentence(Fact(child, "father", f.father))
 
 
@@ -262,8 +262,7 @@ def made_up_key(rng: random.Random) -> str:
         if rng.random() < 0.2:
             f = ja_family(en._made_up_family(rng))
             child = f.children[0]
-            lines += [q + PARENTS_QUESTION.format(c=child),
-                      a + polite_sentence(Fact(child, "mother", f.mother)) + polite_sentence(Fact(child, "father", f.father))]
+            lines += [q + PARENTS_QUESTION.format(c=child), a + parents_answer(child, f)]
             continue
         _, question, hops = _made_up(rng)
         lines += [q + question, a + chain(*hops)]

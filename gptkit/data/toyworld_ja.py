@@ -679,7 +679,8 @@ def write_toyworld(out_dir: Path, seed: int = 0) -> dict[str, Path]:
     """Write the Japanese toy world's files into `out_dir`; returns {file name: path}."""
     out_dir = make_folder(out_dir, "--out")
     docs = pretrain_documents(seed)
-    paths = {name: out_dir / name for name in ("pretrain.jsonl", "pretrain.txt", "sft.jsonl", "eval.jsonl", "README.txt")}
+    names = ("pretrain.jsonl", "pretrain.txt", "sft.jsonl", "eval.jsonl", "README.txt")
+    paths = {name: out_dir / name for name in names}
     _write_jsonl(paths["pretrain.jsonl"], [{"text": doc} for doc in docs])
     atomic_write(paths["pretrain.txt"], "\n\n".join(docs) + "\n")
     _write_jsonl(paths["sft.jsonl"], [{"messages": chat} for chat in sft_conversations(seed)])
