@@ -86,6 +86,29 @@ def test_same_facts_as_english():
     assert [t.answer for t in ja_eval[30:]] == [t.answer for t in en_eval[30:]]  # the same held-out puzzles and sums
 
 
+def genres_drawn(world, seed: int, n: int) -> tuple[list[int], float]:
+    """Which genre each of `n` documents is, and the generator's next draw after them."""
+    rng, (makers, weights) = random.Random(seed), zip(*world._GENRES)
+    drawn = []
+    for _ in range(n):
+        drawn.append(rng.choices(range(len(makers)), weights)[0])
+        makers[drawn[-1]](rng)
+    return drawn, rng.random()
+
+
+def test_in_step_with_english():
+    """Every generator draws as its English twin does: document i is the same genre, about the
+    same facts, so a run of the same length sees the same mix, and a chat draws the same turns."""
+    assert genres_drawn(tw, 0, 8000) == genres_drawn(en, 0, 8000)
+    ja_rng, en_rng = random.Random(1), random.Random(1)
+    for _ in range(2000):
+        tw._exchange(ja_rng), en._exchange(en_rng)
+    assert ja_rng.random() == en_rng.random()
+    ja_rank, en_rank = tw.rank_prompts(), en.rank_prompts()
+    assert [t.kind for t in ja_rank] == [t.kind for t in en_rank]
+    assert [t.answer for t in ja_rank if t.answer.isdigit()] == [t.answer for t in en_rank if t.answer.isdigit()]
+
+
 def test_names_are_short_injective_katakana():
     table = fam._table()
     names = [n for n in table if n not in fam.TOWNS and n not in fam.JOBS]

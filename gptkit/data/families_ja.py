@@ -259,13 +259,14 @@ def made_up_key(rng: random.Random) -> str:
     q, a = QA
     lines = [rng.choice(("解き方つきの答え", "家族パズル：答え", "考え方と答え"))]
     for _ in range(rng.randint(1, 4)):
+        strangers = en._made_up_family(rng)
         if rng.random() < 0.2:
-            f = ja_family(en._made_up_family(rng))
-            child = f.children[0]
-            lines += [q + PARENTS_QUESTION.format(c=child), a + parents_answer(child, f)]
+            f = ja_family(strangers)
+            lines += [q + PARENTS_QUESTION.format(c=f.children[0]), a + parents_answer(f.children[0], f)]
             continue
-        _, question, hops = _made_up(rng)
-        lines += [q + question, a + chain(*hops)]
+        _, hops = en._made_up_composition(rng, strangers)
+        hops = (ja_fact(hops[0]), ja_fact(hops[1]))
+        lines += [q + _question(hops), a + chain(*hops)]
     return "\n".join(lines)
 
 

@@ -10,8 +10,10 @@ colours, topics, age puzzles and sums, and the families of `families_ja.py` (the
 families under fixed Japanese names). The held-out rules are the English module's own functions
 (`_held_out`, `_sum_held_out`, `_age_held_out` through `_sample_sum`/`_sample_age_combo`), so
 the same number combinations are held out; capital questions are held out by phrasing, with
-four Japanese phrasings trained and four never written in any training text. The genres play the
-English roles under the same weights, so a run of the same length sees the same mix:
+four Japanese phrasings trained and four never written in any training text. Every generator
+draws from its seed exactly as its English twin does, so document i of a seed is the same genre
+about the same facts in both languages, and eval tasks are the same puzzles, sums and capitals.
+The genres play the English roles under the same weights:
 
 - one-sentence facts (families, one time in six a capital), in several wordings;
 - 問題集 (quiz sheets): numbered questions WITHOUT answers, "1. フランスの首都はどこですか？";
@@ -351,6 +353,11 @@ def _quiz_item(rng: random.Random, kind: str) -> tuple[Task, str]:
 # ----------------------------------------------------------------------------- pretraining genres
 
 
+# The English module picks from sorted English names; the same order keeps both worlds in step.
+_CONTINENT_ORDER = [_CONTINENTS[c] for c in sorted({row[2] for row in en.COUNTRIES})]
+_COLOUR_ORDER = [_COLOUR_NAMES[c] for c in sorted({row[1] for row in en.COLOURS})]
+
+
 def _fact_paragraph(rng: random.Random) -> str:
     pick = rng.random()
     if pick < 0.4:
@@ -360,7 +367,7 @@ def _fact_paragraph(rng: random.Random) -> str:
                      f"{cap}に住む人たちは、すてきな町だと言う。"]
         return "".join([sentences[0]] + rng.sample(sentences[1:], rng.randint(2, 4)))
     if pick < 0.55:
-        cont = rng.choice(sorted({row[2] for row in COUNTRIES}))
+        cont = rng.choice(_CONTINENT_ORDER)
         rows = [row for row in COUNTRIES if row[2] == cont]
         listed = rng.sample(rows, min(len(rows), rng.randint(3, 5)))
         return "".join([f"{cont}にはたくさんの国がある。"] + [f"{c}は{cont}にあり、首都は{cap}だ。" for c, cap, _ in listed])
@@ -371,7 +378,7 @@ def _fact_paragraph(rng: random.Random) -> str:
                      f"{animal}が出す音は「{sound}」だ。", f"子どもたちは{animal}のまねをして「{sound}」と言う。"]
         return "".join([sentences[0]] + rng.sample(sentences[1:], rng.randint(2, 4)))
     if pick < 0.85:
-        colour = rng.choice(sorted({row[1] for row in COLOURS}))
+        colour = rng.choice(_COLOUR_ORDER)
         things = [thing for thing, c in COLOURS if c == colour]
         return "".join([f"色が{colour}のものはたくさんある。"] + [f"{t}の色は{colour}だ。" for t in rng.sample(things, len(things))])
     topic = rng.choice(list(TOPICS))
