@@ -3,24 +3,24 @@ held-out split as `families.py`, in sentences a Japanese reader would write.
 
 Built on `families.py`, never beside it: the families, strangers, towns and jobs are the English
 module's (`families.families()`, `_strangers()`, `_made_up_family`), and each English string is
-rendered through one fixed table (`JA`): made-up names become katakana syllable by syllable
+rendered through one fixed table (`ja`): made-up names become katakana syllable by syllable
 (`katakana`, injective on every world and stranger name, checked at import), towns become
 Japanese town names, jobs Japanese job words. So a fact, a demo/test split or a held-out
 composition here is the English one, and only its wording differs.
 
 Wordings. Documents are plain style (だ/である); what the assistant says is polite (です/ます).
-Each fact has several wordings; the first is the one a chain opens with ("タビの母はルサだ。").
+Each fact has several wordings; the first is the one a chain opens with ("ミラの母はヒホーだ。").
 
 The chain. A chain is the first hop with its closing "だ。" dropped, then the second hop as a
 clause on the parent just named, then the answer:
-    「タビの母はルサ、楡町に住んでいます。答えは楡町です。」
-    「タビの父はドデン、医者をしています。答えは医者です。」
-The clause is one of the facts' own wordings, the introduction form "こちらはルサ、楡町に住んで
+    「ミラの母はヒホー、松原に住んでいます。答えは松原です。」
+    「ゴロの父はセドー、漁師をしています。答えは漁師です。」
+The clause is one of the facts' own wordings, the introduction form "こちらはヒホー、松原に住んで
 います。" (`RELATIVE`, the Japanese counterpart of "Meet Lusa, who lives in Elmstead."): as in
 English, the model looks the fact up right after the parent's name instead of copying the name
-to the start of a new sentence ("ルサは楡町に…"), which a model this small cannot yet do.
-Japanese relative clauses come BEFORE their noun ("楡町に住んでいるルサ"), which would put the
-answer before the parent is named; the apposition "ルサ、…" keeps the English order.
+to the start of a new sentence ("ヒホーは松原に…"), which a model this small cannot yet do.
+Japanese relative clauses come BEFORE their noun ("松原に住んでいるヒホー"), which would put the
+answer before the parent is named; the apposition "ヒホー、…" keeps the English order.
 
 Must not know: tokenizers, tensors, models, files.
 """
@@ -49,7 +49,7 @@ _CODAS = {"": "", "n": "ン", "r": "ー", "l": "ル", "s": "ス"}  # "Hihor" -> 
 
 
 def katakana(name: str) -> str:
-    """A made-up name in katakana: "Tavi" -> "タヴィ", "Hihor" -> "ヒホー", "Wenal" -> "ウェナル"."""
+    """A made-up name in katakana: "Mira" -> "ミラ", "Hihor" -> "ヒホー", "Wenal" -> "ウェナル"."""
     s = name.lower()
     assert len(s) in (4, 5) and s[0] in _KANA_ROWS and s[2] in _KANA_ROWS, name
     kana = [_KANA_ROWS[s[i]].split()["aiueo".index(s[i + 1])] for i in (0, 2)]
@@ -97,7 +97,7 @@ FACT_FORMS = {
     "job": ("{s}は{v}だ。", "{s}は{v}として働いている。", "{s}の仕事：{v}。", "{s}の職業は{v}である。",
             "こちらは{s}、{v}をしています。"),
 }
-RELATIVE = -1  # the form a chain's second hop repeats, as a clause on the parent: "ルサ、楡町に住んでいます。"
+RELATIVE = -1  # the form a chain's second hop repeats, as a clause on the parent: "ヒホー、松原に住んでいます。"
 # What the assistant says when asked one fact: the first form, polite.
 POLITE_FORMS = {"mother": "{s}の母は{v}です。", "father": "{s}の父は{v}です。", "town": "{s}は{v}に住んでいます。",
                 "job": "{s}は{v}です。"}
@@ -128,7 +128,7 @@ def polite_sentence(fact: Fact) -> str:
 
 
 def chain(first: Fact, second: Fact) -> str:
-    """「タビの母はルサ、楡町に住んでいます。答えは楡町です。」: the first hop's sentence without
+    """「ミラの母はヒホー、松原に住んでいます。答えは松原です。」: the first hop's sentence without
     its "だ。", the second hop's introduction form without "こちらは{parent}", the answer."""
     clause = fact_sentence(second, RELATIVE).removeprefix(f"こちらは{second.subject}")
     return f"{fact_sentence(first).removesuffix('だ。')}{clause}{ANSWER.format(a=second.value)}"
@@ -198,7 +198,7 @@ def fact_document(rng: random.Random) -> str:
 
 
 def parents_answer(child: str, family: Family | None = None) -> str:
-    """「タビの母はルサです。タビの父はドデンです。」 (both hop-1 facts, no composition)."""
+    """「ミラの母はヒホーです。ミラの父はディデンです。」 (both hop-1 facts, no composition)."""
     f = family or next(f for f in families() if child in f.children)
     return polite_sentence(Fact(child, "mother", f.mother)) + polite_sentence(Fact(child, "father", f.father))
 
