@@ -1,6 +1,7 @@
 """The Japanese toy world: the English world's facts and held-out rules in Japanese, nothing held
 out leaking into training text, and the -ja templates reading back every task's answer."""
 
+import collections
 import hashlib
 import json
 import random
@@ -146,6 +147,53 @@ def test_no_held_out_composition_in_training_text(training_text):
     assert fam.composed(demo=True)[0].chains[0] in training_text
     test_parent = next(f for f in fam.families() if not f.demo).mother
     assert f"こちらは{test_parent}、" in training_text
+
+
+def test_no_document_holds_both_hops_of_a_test_composition(docs, chats):
+    hop_pairs = [(fam.fact_sentence(first), fam.fact_sentence(second, form))
+                 for c in fam.two_hop_questions() for first, second in c.hops
+                 for form in range(len(fam.FACT_FORMS[second.relation]))]
+    by_first = {}
+    for first, second in hop_pairs:
+        by_first.setdefault(first, []).append(second)
+    firsts = re.compile("|".join(re.escape(f) for f in by_first))
+    for text in docs + [m["content"] for chat in chats for m in chat]:
+        for found in firsts.findall(text):
+            assert not any(second in text for second in by_first[found]), text
+    joined = "\n".join(docs)
+    for c in fam.two_hop_questions():  # nor the composed answer as a sentence about the child
+        assert f"{c.child}は{c.answer}に" not in joined and f"{c.child}の両親は{c.answer}" not in joined
+
+
+def test_every_fact_is_read_often_and_in_several_wordings(docs):
+    sentences = collections.Counter(docs)
+    facts = fam._all_facts()
+    seen = {f: sum(sentences[fam.fact_sentence(f, i)] for i in range(len(fam.FACT_FORMS[f.relation]))) for f in facts}
+    assert min(seen.values()) >= 30 and sum(seen.values()) / len(seen) >= 60
+    forms = {f: sum(sentences[fam.fact_sentence(f, i)] > 0 for i in range(len(fam.FACT_FORMS[f.relation])))
+             for f in facts}
+    assert sum(n >= 3 for n in forms.values()) > 0.9 * len(facts)
+
+
+def test_strangers_chains_are_written_like_the_worlds():
+    world = {fam.ja(n) for n in fam_en._world_names()}
+    name = "[ァ-ヴー]+"
+    rng = random.Random(0)
+    for _ in range(300):
+        for question, answer in re.findall(r"^Q: (.+)\nA: (.+)$", fam.made_up_key(rng), re.M):
+            child = re.match(rf"({name})の", question)[1]
+            assert child not in world
+            assert re.fullmatch(rf"{child}の(母|父)は({name})、(.+)に住んでいます。答えは\3です。", answer) or \
+                re.fullmatch(rf"{child}の(母|父)は({name})、(.+)をしています。答えは\3です。", answer) or \
+                re.fullmatch(rf"{child}の母は{name}です。{child}の父は{name}です。", answer), answer
+        user, answer = fam.stranger_exchange(rng)
+        assert user.endswith(tw.STEP_BY_STEP)
+        child, rel, parent, value = re.fullmatch(
+            rf"({name})の(母|父)は({name})、(.+?)(?:に住んでいます|をしています)。答えは\4です。", answer).groups()
+        relation = {"母": "mother", "父": "father"}[rel]
+        assert any(form.format(s=child, v=parent) in user for form in fam.FACT_FORMS[relation])  # both hops given
+        attribute = "town" if value in fam.TOWNS.values() else "job"
+        assert any(form.format(s=parent, v=value) in user for form in fam.FACT_FORMS[attribute])
 
 
 def test_chain_repeats_the_facts_own_wordings():
