@@ -394,7 +394,12 @@ def test_shipped_techniques():
     assert step.cot_trigger == "Think step by step." and not step.examples and step.sc_samples is None
     assert (sc.sc_samples, sc.sc_temperature) == (10, 0.7) and sc.cot_trigger == step.cot_trigger
     assert render_chat_messages(sc, {"question": "Q?"}) == render_chat_messages(step, {"question": "Q?"})
-    assert load_template("chain-of-thought-ja").cot_trigger == "ステップごとに考えましょう。"
+    # the Japanese table is the English one in the world's Japanese forms
+    cot_ja, step_ja, sc_ja = (load_template(f"{n}-ja")
+                              for n in ("chain-of-thought", "step-by-step", "self-consistency"))
+    assert cot_ja.cot_exemplars and cot_ja.cot_trigger is None and len(cot_ja.examples) == 4
+    assert step_ja.cot_trigger == sc_ja.cot_trigger == "ステップごとに考えましょう。" and not step_ja.examples
+    assert (sc_ja.sc_samples, sc_ja.sc_temperature, sc_ja.sampling["top_k"]) == (10, 0.7, 20)
     sister = load_template("sister-age")
     assert "Now I am 70" in sister.variables["question"] and sister.cot_exemplars
     assert extract_answer("6 / 2 = 3, 70 - 3 = 67. The answer is 67.\n\nQ: more", sister.answer_regex,
@@ -451,4 +456,4 @@ def test_shipped_descriptions_count_their_examples_right():
             stated[t.name] = count
             assert count == len(t.examples), f"{t.name}: says {count} examples, has {len(t.examples)}: {t.description}"
     # the claims this test reads (so a reworded description cannot slip past it unread)
-    assert stated.items() >= {("few-shot", 4), ("chain-of-thought", 4), ("few-shot-ja", 3), ("instructions", 0)}
+    assert stated.items() >= {("few-shot", 4), ("chain-of-thought", 4), ("few-shot-ja", 4), ("instructions", 0)}
