@@ -185,7 +185,12 @@ answer:
     ("日本の首都は……答えは「東京」です。", "東京", True),
     ("答えはローマだ。\n質問：次は？", "ローマ", True),
     ("答えは東京都です。", "東京", False),  # another place
-    ("首都は東京です。", "東京", False),  # no 答えは: Japanese has no word boundaries to trust
+    ("日本の首都は東京です。", "東京", True),  # no 答えは: the first line; a word ends where the script changes
+    ("首都は東京都です。", "東京", False),
+    ("フランスの首都はパリです。", "パリ", True),
+    ("パリスです。", "パリ", False),
+    ("ミラの母はヒホー、松原に住んでいます。答えは松原です。", "松原", True),
+    ("答えは松原町です。", "松原", False),
     ("ミアは３０歳です。答えは２５歳です。", "25", True),
     ("答えは２６歳です。", "25", False),
     ("答えはです。", "東京", False),

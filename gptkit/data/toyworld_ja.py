@@ -44,6 +44,7 @@ from gptkit.files import atomic_write, make_folder
 
 STEP_BY_STEP = families.STEP_BY_STEP
 JUST_THE_ANSWER = families.JUST_THE_ANSWER
+QA_LABELS = ("Q", "A")  # answer keys keep the English labels: templates' base-model form is "Q: ...\nA: ..."
 ANSWER = families.ANSWER  # 「答えは{a}です。」
 Q, A = families.QA
 

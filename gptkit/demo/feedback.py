@@ -58,27 +58,33 @@ def rank_chains(ckpt, questions: list[tuple[str, str]], *, k: int, seed: int, ma
     return [(r["prompt"], chosen, rejected) for r in logged for chosen, rejected in rankings_to_pairs(r)]
 
 
-def chain_accuracy(ckpt, limit: int | None) -> dict:
+def template_for(lang: str) -> str:
+    """The step-by-step template in the world's language ("step-by-step-ja" in Japanese)."""
+    return TEMPLATE if lang == "en" else f"{TEMPLATE}-{lang}"
+
+
+def chain_accuracy(ckpt, limit: int | None, lang: str = "en") -> dict:
     """The step-by-step template on the test families' two-hop questions: a summary cell."""
+    from gptkit.data.world import spec_for
     from gptkit.prompting.experiment import load_cases, run_experiment
 
-    result = run_experiment([TEMPLATE], [ckpt], load_cases("toyworld:two-hop", limit=limit))
+    result = run_experiment([template_for(lang)], [ckpt], load_cases(f"{spec_for(lang)}:two-hop", limit=limit))
     return result.summary[0].to_dict()
 
 
 def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0, reporter=None, device: str = "auto",
                       samples: int = 8, eval_limit: int | None = None, beta: float = 0.1, sft_weight: float = 1.0,
-                      lr: float = 1e-4, batch_size: int = 8, max_tokens: int = 64) -> dict:
+                      lr: float = 1e-4, batch_size: int = 8, max_tokens: int = 64, lang: str = "en") -> dict:
     """Auto-rank demo and strangers' chains, DPO on them into the policy run `out_dir`, compare.
 
     Returns the figures: prompts ranked, pairs used, the step-by-step accuracy on held-out
     two-hop questions (first `eval_limit`, default all) before and after with their intervals,
-    the policy checkpoint and seconds per phase. The NLL term (RPO, `sft_weight`) keeps DPO from
+    the policy checkpoint and seconds per phase. `lang` "ja" asks and measures in the Japanese world. The NLL term (RPO, `sft_weight`) keeps DPO from
     pushing down the likelihood of the chains it prefers, which a model this small is prone to.
     """
     from gptkit.checkpoint import latest_step, load_checkpoint, read_meta
-    from gptkit.data import families
     from gptkit.data.preferences import load_preference_pairs
+    from gptkit.data.world import world
     from gptkit.device import pick_device
     from gptkit.prompting.templates import load_template, render_chat_messages
     from gptkit.store import open_logbook
@@ -97,7 +103,7 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0
     seconds: dict[str, float] = {}
 
     pairs_file = out_dir / PAIRS_FILE
-    template = load_template(TEMPLATE)
+    template, families = load_template(template_for(lang)), world(lang).families
     rng = random.Random(seed)
     asked = families.composed(demo=True) + [families.stranger_question(rng) for _ in range(N_STRANGER_QUESTIONS)]
     questions = [(render_chat_messages(template, {"question": c.question})[-1]["content"], c.answer) for c in asked]
@@ -131,13 +137,13 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0
     seconds["dpo"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    before = chain_accuracy(sft, eval_limit)
-    after = chain_accuracy(policy, eval_limit) if policy else None
+    before = chain_accuracy(sft, eval_limit, lang)
+    after = chain_accuracy(policy, eval_limit, lang) if policy else None
     seconds["evaluation"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
 
     figures = {
-        "rater": RATER, "template": TEMPLATE, "prompts_ranked": len(questions), "samples_per_prompt": samples,
+        "rater": RATER, "template": template.name, "prompts_ranked": len(questions), "samples_per_prompt": samples,
         "pairs": len(pairs), "dpo_steps": steps if policy else 0, "beta": beta, "sft_weight": sft_weight,
         "accuracy_before": before, "accuracy_after": after,
         "assistant": sft.name, "policy": str(policy.path) if policy else None,

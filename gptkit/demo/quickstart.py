@@ -227,7 +227,8 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
 
         t0 = time.perf_counter()
         results["feedback"] = run_feedback_demo(str(out_dir / "assistant"), out_dir=out_dir / "policy", seed=0,
-                                                eval_limit=plan.table_limit, reporter=make_reporter("feedback (DPO)", as_json))
+                                                eval_limit=plan.table_limit, reporter=make_reporter("feedback (DPO)", as_json),
+                                                lang=lang)
         timings["feedback"] = time.perf_counter() - t0
         results["seconds"]["feedback"] = round(timings["feedback"], 1)
     atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
@@ -264,6 +265,11 @@ TEXTS = {
                     " the chains; unread: chains with no readable answer.",
         "control": " Shuffled-answer control (step-by-step answers scored against another question's answer):"
                    " {:.0%}, chance is ~10%.",
+        "feedback": "Learning from rankings (--feedback)",
+        "feedback_pairs": "{pairs} pairs from {prompts_ranked} questions (demo families, strangers) x {samples_per_prompt}"
+                          " chains, ranked by the final answer's truth ({rater}, in the logbook); DPO {dpo_steps} steps.",
+        "feedback_none": "No pairs, so no policy: every question's chains were all right or all wrong.",
+        "feedback_result": "{template} on held-out two-hop questions: assistant {before} -> policy {after}",
     },
     "ja": {
         "title": "生のテキストからアシスタントまで、日本語のトイワールドで",
@@ -280,6 +286,11 @@ TEXTS = {
         "footnote": "n = {n} 問。\\[下限-上限] は95%ウィルソン区間。agree: 多数決の答えと同じ答えを出した推論の割合。"
                     "unread: 答えを読み取れなかった推論の割合。",
         "control": " 答えを入れ替えた対照(ステップごとの答えを別の質問の正解と照合): {:.0%}、偶然なら約10%。",
+        "feedback": "順位から学ぶ(--feedback)",
+        "feedback_pairs": "{prompts_ranked} 問(デモ家族と知らない人)× 推論 {samples_per_prompt} 本を最後の答えの正誤で順位付け"
+                          "({rater}、ログブックに記録)、{pairs} ペアで DPO を {dpo_steps} ステップ。",
+        "feedback_none": "ペアがないので方策も作れません: どの質問でも推論がすべて正しいか、すべて誤りでした。",
+        "feedback_result": "学習で見ていない two-hop の質問で {template}: アシスタント {before} -> 方策 {after}",
     },
 }
 
@@ -352,7 +363,7 @@ def print_report(console: Console, results: dict, out_dir: Path) -> None:
     for command in table_commands(str(out_dir / "base"), str(out_dir / "assistant"), plan, lang):
         console.print(f"  [bold]{command}[/]", highlight=False, soft_wrap=True)
     if "feedback" in results:
-        print_feedback(console, results["feedback"])
+        print_feedback(console, results["feedback"], lang)
 
     console.rule(f"[bold]{say['curves']}")
     for stage in ("base", "assistant"):
@@ -376,16 +387,15 @@ def print_techniques(console: Console, techniques: dict, lang: str = "en") -> No
                   + "[/]")
 
 
-def print_feedback(console: Console, figures: dict) -> None:
+def print_feedback(console: Console, figures: dict, lang: str = "en") -> None:
     def cell(c: dict) -> str:
         return f"{c['correct']}/{c['total']} {c['accuracy']:.0%} [{c['low']:.0%}-{c['high']:.0%}]"
 
-    console.rule("[bold]Learning from rankings (--feedback)")
-    console.print(f"{figures['pairs']} pairs from {figures['prompts_ranked']} questions (demo families, strangers)"
-                  f" x {figures['samples_per_prompt']} chains, ranked by the final answer's truth ({figures['rater']}, in the logbook); DPO"
-                  f" {figures['dpo_steps']} steps.", highlight=False)
+    say = TEXTS[lang]
+    console.rule(f"[bold]{say['feedback']}")
+    console.print(say["feedback_pairs"].format(**figures), highlight=False)
     if figures["accuracy_after"] is None:
-        console.print("No pairs, so no policy: every question's chains were all right or all wrong.")
+        console.print(say["feedback_none"])
         return
-    console.print(f"{figures['template']} on held-out two-hop questions: assistant {cell(figures['accuracy_before'])}"
-                  f" -> policy {cell(figures['accuracy_after'])}", highlight=False)
+    console.print(say["feedback_result"].format(before=cell(figures["accuracy_before"]), after=cell(figures["accuracy_after"]),
+                                                **figures), highlight=False)

@@ -206,8 +206,8 @@ def answer_is_right(text: str, expected: str) -> bool:
     "２５歳"), else the first line. A number must equal the expected number ("A hen has 2 legs."
     is right for 2, and 「２５歳」 for 25); a word or phrase must appear in the claim as whole
     words, case-insensitively ("The capital of Ghana is Accra." is right for Accra). Japanese has
-    no spaces, so there a phrase must be the claim's letters whole: 「答えは東京です。」 is right
-    for 東京, and 「答えは東京都です。」 or a first line 「首都は東京です。」 is not.
+    no spaces, so there a word ends where the script changes: 「答えは東京です。」 and a first
+    line 「日本の首都は東京です。」 are right for 東京, 「答えは東京都です。」 is not (see `_script`).
     """
     text = answer_region(text)
     claim = extract_answer(text, _ANSWER_IS) or _japanese_claim(text) or extract_answer(text, None)
@@ -216,7 +216,33 @@ def answer_is_right(text: str, expected: str) -> bool:
     if _WHOLE_NUMBER.fullmatch(expected.strip()):
         return normalize_answer(claim, ("number",)) == normalize_answer(expected, ("number",))
     phrase = normalize_answer(expected, ("strip_punct",))
-    return bool(phrase) and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", claim, re.IGNORECASE) is not None
+    if not phrase:
+        return False
+    if phrase.isascii():
+        return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", claim, re.IGNORECASE) is not None
+    # A Japanese word is whole when the letters around it are of another script (パリ in はパリです).
+    return any((i == 0 or _script(claim[i - 1]) != _script(phrase[0]))
+               and (i + len(phrase) == len(claim) or _script(claim[i + len(phrase)]) != _script(phrase[-1]))
+               for i in _starts(claim.lower(), phrase.lower()))
+
+
+def _starts(text: str, part: str):
+    i = text.find(part)
+    while i >= 0:
+        yield i
+        i = text.find(part, i + 1)
+
+
+def _script(ch: str) -> str:
+    """A letter's script as far as Japanese word ends go: kanji, hiragana, katakana (with ー), other
+    letters and digits ("word"), or anything else ("")."""
+    if "\u3041" <= ch <= "\u309f":
+        return "hiragana"
+    if "\u30a0" <= ch <= "\u30ff" or ch in "ーｰ" or "\uff66" <= ch <= "\uff9f":
+        return "katakana"
+    if unicodedata.name(ch, "").startswith("CJK UNIFIED") or ch in "々〆":
+        return "kanji"
+    return "word" if ch.isalnum() or ch == "_" else ""
 
 
 def _japanese_claim(text: str) -> str | None:
