@@ -26,6 +26,7 @@ import getpass
 import re
 import secrets
 import sys
+import unicodedata
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -56,14 +57,24 @@ class OrderingError(ValueError):
     """An ordering that cannot be read; the message is a one-line hint for the person."""
 
 
+def typed_form(text: str) -> str:
+    """What a person meant, however their input method wrote it: full-width forms ("２＞１",
+    "／ｓｅｔ", the ideographic space U+3000) become their ASCII twins. Only the <wide>
+    compatibility forms are folded (NFKC on those characters alone): NFKC on the whole text would
+    also turn "²" into a label "2" and half-width katakana into full-width."""
+    return "".join(unicodedata.normalize("NFKC", ch) if unicodedata.decomposition(ch).startswith("<wide>") else ch
+                   for ch in text)
+
+
 def parse_ordering(text: str, k: int) -> list[int]:
     """"2>1=4>3" with k=4 -> [2, 1, 3, 2]: the rank of each label 1..k (1 = best, ties share).
 
-    Ranks are dense (the group after a tie is one worse, not two). Whitespace is ignored.
+    Ranks are dense (the group after a tie is one worse, not two). Whitespace is ignored, and
+    full-width forms as an input method types them ("２＞１＝４＞３") read as their ASCII twins.
     Raises OrderingError naming what is wrong: a bad token, a label out of 1..k, a label used
     twice, or labels missing.
     """
-    compact = re.sub(r"\s+", "", text)
+    compact = re.sub(r"\s+", "", typed_form(text))
     if not compact:
         raise OrderingError(f"empty ordering: name all {k} answers, e.g. {_example(k)}")
     tokens = re.split(r"([>=])", compact)  # labels at even positions, operators at odd
@@ -344,7 +355,7 @@ class RankSession:
             text = self.ask("type a prompt, or empty to finish> ").strip()
         except (EOFError, KeyboardInterrupt):
             return None
-        return None if text.lower() in ("", "q", "quit") else RankPrompt(text)
+        return None if typed_form(text).lower() in ("", "q", "quit") else RankPrompt(text)
 
     def _sample(self, prompt: RankPrompt) -> Shown:
         seed = prompt_seed(self.seed, prompt.text)
@@ -374,8 +385,9 @@ class RankSession:
                 line = self.ask("rank> ").strip()
             except (EOFError, KeyboardInterrupt):
                 return QUIT
-            word, _, rest = line.partition(" ")
-            command = word.lower()
+            # Commands in the form an input method may type them ("ｑ", "ｎ　ＴＥＸＴ"); a note stays as typed.
+            word, *rest = re.split(r"\s+", line, maxsplit=1)
+            command, rest = typed_form(word).lower(), rest[0] if rest else ""
             if command in ("q", "quit"):
                 return QUIT
             if command == "?" or command == "help":
