@@ -11,6 +11,7 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from rich.cells import cell_len
 from rich.console import Console
 
 from gptkit.store import open_logbook
@@ -143,3 +144,13 @@ def test_undo_notice_cuts_japanese_by_cells(ckpts):
     notice = next(line for line in out.splitlines() if line.startswith("undone: "))
     assert "日本の首都" in notice and notice.endswith("…'")
     assert session.messages == []
+
+
+def test_show_wraps_a_japanese_system_message_instead_of_cutting_it(ckpts):
+    session = ChatSession(["assistant"], console=Console(file=io.StringIO(), width=60, color_system=None))
+    session.settings.max_tokens = MAX_TOKENS
+    system = "あなたは日本語で丁寧に答えるアシスタントです。必ず敬語を使い、短く答えてください。"
+    out = drive(session, f"／ｓｙｓｔｅｍ　{system}\r日本の首都は？\r／ｓｈｏｗ\r")
+    table = out[out.index(" checkpoints"):out.index("prompt of the last turn")]
+    assert "…" not in table and system in "".join(table.split()).replace("system'", "")
+    assert all(cell_len(line) <= 60 for line in out.splitlines())

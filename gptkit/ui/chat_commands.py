@@ -218,7 +218,7 @@ def cmd_set(session: ChatSession, arg: str) -> None:
 def cmd_show(session: ChatSession, arg: str) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # a system message with no spaces (Japanese) wraps, never cut to one line
     t = session.template
     rows = [("checkpoints", " · ".join(session.names)), ("mode", session.mode),
             ("template", f"{t.name} — {t.description}" if t else "none")]
