@@ -137,3 +137,18 @@ def test_the_showcase_table_wraps_japanese_and_keeps_its_grid():
     header = next(line for line in lines if "base model" in line)
     _, left, right, _ = columns(header)
     assert squeezed(JA * 2) in between(lines, left, right) and "…" not in "".join(lines)
+
+
+def test_experiment_cases_cut_japanese_by_cells():
+    from gptkit.ui.render import experiment_tables
+
+    row = SimpleNamespace(template="ja", checkpoint="ja-base", case_id="1", expected="東京都" * 20, extracted="東京",
+                          correct=True, agreement=1.0, output="日本の首都は東京です。\n" * 20)
+    cases, _ = experiment_tables(SimpleNamespace(summary=[], rows=[row]), detail=True)
+    console = Console(file=io.StringIO(), width=400, record=True, color_system=None)
+    console.print(cases)
+    [line] = [line for line in console.export_text().splitlines() if "ja-base" in line]
+    cells_by_column = [part.strip() for part in line.split("│")[1:-1]]
+    expected, output = cells_by_column[3], cells_by_column[-1]
+    assert expected.endswith("…") and width(expected) <= 24 and expected.startswith("東京都東京都")
+    assert output.endswith("…") and width(output) <= 80 and "⏎" in output
