@@ -154,3 +154,19 @@ def test_show_wraps_a_japanese_system_message_instead_of_cutting_it(ckpts):
     table = out[out.index(" checkpoints"):out.index("prompt of the last turn")]
     assert "…" not in table and system in "".join(table.split()).replace("system'", "")
     assert all(cell_len(line) <= 60 for line in out.splitlines())
+
+
+def test_checkpoint_names_fold_only_when_no_checkpoint_has_the_name_as_typed(tiny_checkpoints, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "checkpoints"
+    for name in ("assistant", "実験１"):  # a run named with a full-width digit, as a Japanese user may
+        shutil.copytree(tiny_checkpoints["assistant"].parent, root / name)
+    monkeypatch.setenv("GPTKIT_CHECKPOINTS", str(root))
+    session = new_session(["assistant"])
+    drive(session, "／ｍｏｄｅｌ　実験１\r")
+    assert session.names == ["実験１"]
+    drive(session, "／ｍｏｄｅｌ　ａｓｓｉｓｔａｎｔ\r")
+    assert session.names == ["assistant"]
+    drive(session, "／ｃｏｍｐａｒｅ　実験１　ａｓｓｉｓｔａｎｔ\r")
+    assert session.names == ["実験１", "assistant"] and session.mode == "compare"

@@ -8,7 +8,8 @@ prompt-toolkit completer for commands, template names and checkpoint names.
 Japanese (and other) input methods often commit full-width forms: "／ｓｅｔ　ｔｅｍｐｅｒａｔｕｒｅ　０．５"
 or "２＞１". Commands, their arguments and picks are read with full-width forms folded to ASCII
 (`rank.typed_form`), so those work as typed; a prompt, and the free text of /system, /vars,
-/save and /load, is kept exactly as typed.
+/save and /load, is kept exactly as typed; a checkpoint name is folded only when no checkpoint
+has the name as typed.
 
 Must not change a session's state except through its methods (chat_session.py owns the state);
 must not know the engine, tensors or SQL.
@@ -130,7 +131,23 @@ def example_names(session: ChatSession) -> str:
 # ---- models, modes, templates -----------------------------------------------------------------
 
 
+def checkpoint_arg(name: str) -> str:
+    """A checkpoint name as typed, or its full-width forms folded (ｂａｓｅ -> base) when no
+    checkpoint has the name as typed: a Japanese run may well be called 実験１."""
+    from gptkit.checkpoint import resolve_checkpoint
+
+    folded = typed_form(name)
+    if folded == name:
+        return name
+    try:
+        resolve_checkpoint(name)
+        return name
+    except GptkitError:
+        return folded
+
+
 def cmd_model(session: ChatSession, arg: str) -> None:
+    arg = checkpoint_arg(arg)
     if not arg:
         raise UsageError("/model: give a checkpoint name (Tab completes)")
     session.use_checkpoints([arg])
@@ -138,7 +155,7 @@ def cmd_model(session: ChatSession, arg: str) -> None:
 
 
 def cmd_compare(session: ChatSession, arg: str) -> None:
-    names = shlex.split(arg)
+    names = [checkpoint_arg(n) for n in shlex.split(arg.replace("\u3000", " "))]
     if not names:
         raise UsageError(f"/compare: give two or more checkpoints, e.g. /compare {example_names(session)}")
     if len(names) == 1:  # compare the current model with this one
@@ -343,8 +360,10 @@ def cmd_load(session: ChatSession, arg: str) -> None:
 
 COMMANDS = {
     "help": Command(cmd_help, "/help", "this list"),
-    "model": Command(cmd_model, "/model NAME", "chat with another checkpoint (mode follows its kind)"),
-    "compare": Command(cmd_compare, "/compare A B ...", "send each prompt to several checkpoints, side by side"),
+    "model": Command(cmd_model, "/model NAME", "chat with another checkpoint (mode follows its kind)",
+                     verbatim=True),
+    "compare": Command(cmd_compare, "/compare A B ...", "send each prompt to several checkpoints, side by side",
+                       verbatim=True),
     "mode": Command(cmd_mode, "/mode base|assistant|compare", "document completion, conversation, or compare"),
     "template": Command(cmd_template, "/template NAME|off", "render prompts with a template (its sampling too)"),
     "vars": Command(cmd_vars, "/vars k=v ...", "set template variables (no arguments: show them)",
