@@ -414,7 +414,7 @@ class ChatCompleter(Completer):
 
     def get_completions(self, document, complete_event):
         typed = document.text_before_cursor
-        # Full-width forms complete as their ASCII twins; NFKC keeps the length of those, so the
+        # Full-width forms complete as their ASCII twins; folding keeps the length, so the
         # positions below count in what was typed.
         text = typed_form(typed)
         if not text.startswith("/") or "\n" in text or len(text) != len(typed):

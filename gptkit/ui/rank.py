@@ -4,7 +4,7 @@ Owns everything `gptkit rank` does between loading checkpoints and the logbook: 
 come from (`load_rank_prompts`: the toy world, .txt/.jsonl/.yaml files, or typed live), how k
 answers are sampled and hidden (`sample_answers`: split across checkpoints, shuffled by the
 seed, labelled 1..k), the ordering language (`parse_ordering`: "2>1=4>3", 1 = best, ties share a
-rank), the scripted raters for demos and tests (`auto_ranks`: truth, length, regex), and the
+rank; `typed_form` reads the full-width "２＞１" an input method types, for chat's picks too), the scripted raters for demos and tests (`auto_ranks`: truth, length, regex), and the
 loop itself (`RankSession`), whose input is any `ask(message) -> str` (a prompt-toolkit
 `PromptSession.prompt`, or plain line reading when stdin is not a terminal) and whose output is
 a Rich console.
