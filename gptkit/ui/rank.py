@@ -43,7 +43,8 @@ from gptkit.prompting.answers import compile_user_regex, search_user_regex, trut
 from gptkit.ui.render import answer_grid
 
 MAX_PROMPTS_BYTES = 64 << 20  # a prompts file is read whole (YAML composed node by node)
-HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once)
+HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once;
+  full-width ２＞１＝４＞３ and ｂ, ｓ, ｑ from an input method work too)
   b, bad      all answers are bad          s, skip     skip this prompt
   u, undo     undo your last ranking       n, note TEXT  add a note to this ranking
   q, quit     stop (saved rankings are kept; run the same command again to resume)
