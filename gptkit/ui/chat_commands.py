@@ -5,6 +5,12 @@ Owns: `handle` (one input: a pick after /regen, a /command, or a prompt), parsin
 confirmation each command prints, the table `COMMANDS` (the index of them all) and the
 prompt-toolkit completer for commands, template names and checkpoint names.
 
+Japanese (and other) input methods often commit full-width forms: "／ｓｅｔ　ｔｅｍｐｅｒａｔｕｒｅ　０．５"
+or "２＞１". Commands, their arguments and picks are read with full-width forms folded to ASCII
+(`rank.typed_form`), so those work as typed; a prompt, and the free text of /system, /vars,
+/save and /load, is kept exactly as typed; a checkpoint name is folded only when no checkpoint
+has the name as typed.
+
 Must not change a session's state except through its methods (chat_session.py owns the state);
 must not know the engine, tensors or SQL.
 """
@@ -25,7 +31,8 @@ from gptkit.errors import GptkitError, UsageError
 from gptkit.prompting.templates import required_variables, template_folders
 from gptkit.ui.chat_session import ChatSession
 from gptkit.ui.chat_settings import MAX_SAMPLES, MODES, SETTINGS, parse_number
-from gptkit.ui.render import colored_tokens, visible_prompt
+from gptkit.ui.rank import OrderingError, parse_ordering, typed_form
+from gptkit.ui.render import clip, colored_tokens, visible_prompt
 
 MAX_PANELS = 16  # /regen shows its answers side by side
 
@@ -35,6 +42,7 @@ class Command:
     run: Callable  # (session, argument text) -> None
     usage: str
     help: str
+    verbatim: bool = False  # the argument is the user's own text (a message, a file name): never normalised
 
 
 # ---- one input --------------------------------------------------------------------------------
@@ -43,16 +51,17 @@ class Command:
 def handle(session: ChatSession, line: str, *, errors: Console | None = None) -> bool:
     """One input: a pick after /regen, a /command, or a prompt. A user error becomes one
     `error:` line (on `errors`, default the session's console) and False; never raises one."""
+    typed = typed_form(line)
     try:
-        if session.pending is not None and looks_like_pick(line):
-            apply_pick(session, line)
+        if session.pending is not None and looks_like_pick(typed):
+            apply_pick(session, typed)
             return True
         if session.pending is not None:
             session.console.print(Text("(no pick: the current answer stays)", style="dim"))
             session.keep_current()
         if not line.strip():
             return True
-        if line.lstrip().startswith("/"):
+        if typed.lstrip().startswith("/"):
             run_command(session, line.strip())
         else:
             session.ask(line)
@@ -66,13 +75,16 @@ def handle(session: ChatSession, line: str, *, errors: Console | None = None) ->
 
 
 def run_command(session: ChatSession, line: str) -> None:
-    name, _, arg = line[1:].partition(" ")
-    command = COMMANDS.get(name.lower())
+    """`line` as typed, starting with "/" or "／"; words may be split by any space, U+3000 too."""
+    word, *rest = re.split(r"\s+", line[1:], maxsplit=1)
+    name = typed_form(word).lower()
+    command = COMMANDS.get(name)
     if command is None:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f"did you mean /{close[0]}? " if close else ""
         raise UsageError(f"unknown command /{name}; {hint}/help lists them")
-    command.run(session, arg.strip())
+    arg = rest[0].strip() if rest else ""
+    command.run(session, arg if command.verbatim else typed_form(arg))
 
 
 # ---- argument parsing -------------------------------------------------------------------------
@@ -95,8 +107,6 @@ def looks_like_pick(line: str) -> bool:
 def parse_pick(text: str, k: int) -> tuple[int, list[int] | None]:
     """'2' -> (1, None): the picked answer (0-based), no ranking. '2>1=3' -> (1, [2, 1, 2]): the
     first-named answer continues the chat and the ordering (rank.parse_ordering) is a ranking."""
-    from gptkit.ui.rank import OrderingError, parse_ordering
-
     compact = re.sub(r"\s+", "", text)
     if compact.isdigit():
         if not 1 <= int(compact) <= k:
@@ -121,7 +131,23 @@ def example_names(session: ChatSession) -> str:
 # ---- models, modes, templates -----------------------------------------------------------------
 
 
+def checkpoint_arg(name: str) -> str:
+    """A checkpoint name as typed, or its full-width forms folded (ｂａｓｅ -> base) when no
+    checkpoint has the name as typed: a Japanese run may well be called 実験１."""
+    from gptkit.checkpoint import resolve_checkpoint
+
+    folded = typed_form(name)
+    if folded == name:
+        return name
+    try:
+        resolve_checkpoint(name)
+        return name
+    except GptkitError:
+        return folded
+
+
 def cmd_model(session: ChatSession, arg: str) -> None:
+    arg = checkpoint_arg(arg)
     if not arg:
         raise UsageError("/model: give a checkpoint name (Tab completes)")
     session.use_checkpoints([arg])
@@ -129,7 +155,7 @@ def cmd_model(session: ChatSession, arg: str) -> None:
 
 
 def cmd_compare(session: ChatSession, arg: str) -> None:
-    names = shlex.split(arg)
+    names = [checkpoint_arg(n) for n in shlex.split(arg.replace("\u3000", " "))]
     if not names:
         raise UsageError(f"/compare: give two or more checkpoints, e.g. /compare {example_names(session)}")
     if len(names) == 1:  # compare the current model with this one
@@ -166,12 +192,13 @@ def cmd_template(session: ChatSession, arg: str) -> None:
 
 
 def cmd_vars(session: ChatSession, arg: str) -> None:
-    if arg in ("off", "clear"):
+    if typed_form(arg) in ("off", "clear"):
         session.clear_vars()
     else:
         pairs = {}
-        for pair in shlex.split(arg):
-            key, eq, value = pair.partition("=")
+        for pair in shlex.split(arg.replace("\u3000", " ")):  # an input method's space separates too
+            key, eq, value = re.match(r"([^=＝]*)([=＝]?)(.*)", pair, re.DOTALL).groups()  # the value stays as typed
+            key = typed_form(key)
             if not eq or not key.isidentifier():
                 raise UsageError(f"/vars: expected name=value pairs, got '{pair}'")
             pairs[key] = value
@@ -183,7 +210,7 @@ def cmd_vars(session: ChatSession, arg: str) -> None:
 
 def cmd_system(session: ChatSession, arg: str) -> None:
     if arg:
-        session.set_system(None if arg == "off" else arg)
+        session.set_system(None if typed_form(arg) == "off" else arg)
     session.console.print(Text(f"system: {session.system!r}" if session.system else "no system message"))
 
 
@@ -208,7 +235,7 @@ def cmd_set(session: ChatSession, arg: str) -> None:
 def cmd_show(session: ChatSession, arg: str) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # a system message with no spaces (Japanese) wraps, never cut to one line
     t = session.template
     rows = [("checkpoints", " · ".join(session.names)), ("mode", session.mode),
             ("template", f"{t.name} — {t.description}" if t else "none")]
@@ -255,7 +282,7 @@ def cmd_tokens(session: ChatSession, arg: str) -> None:
 
 def cmd_undo(session: ChatSession, arg: str) -> None:
     exchange = session.undo()
-    session.console.print(Text(f"undone: {exchange.text[:60]!r}", style="dim"))
+    session.console.print(Text(f"undone: {clip(exchange.text, 60)!r}", style="dim"))
 
 
 def cmd_clear(session: ChatSession, arg: str) -> None:
@@ -274,8 +301,10 @@ def cmd_help(session: ChatSession, arg: str) -> None:
     for command in dict.fromkeys(COMMANDS.values()):
         table.add_row(Text(command.usage), Text(command.help))
     session.console.print(table)
-    session.console.print(Text('"""  starts a multi-line block (end it with """); Esc+Enter adds a line; '
-                               "Ctrl-C stops an answer; Ctrl-D leaves", style="dim"))
+    session.console.print(Text('Enter sends; Esc+Enter (Alt+Enter) adds a line; pasted lines stay one message; '
+                               '"""  starts a multi-line block (end it with """); commands and picks may be typed '
+                               "full-width (／ｓｅｔ　ｔｅｍｐｅｒａｔｕｒｅ　０．５, ２＞１); Ctrl-C stops an answer; "
+                               "Ctrl-D leaves", style="dim"))
 
 
 # ---- /regen, /vote ------------------------------------------------------------------------------
@@ -310,9 +339,9 @@ def cmd_vote(session: ChatSession, arg: str) -> None:
 
 
 def cmd_save(session: ChatSession, arg: str) -> None:
-    words = shlex.split(arg)
-    overwrite = "--overwrite" in words
-    names = [w for w in words if w != "--overwrite"]
+    words = shlex.split(arg.replace("\u3000", " "))
+    overwrite = any(typed_form(w) == "--overwrite" for w in words)
+    names = [w for w in words if typed_form(w) != "--overwrite"]
     if len(names) != 1:
         raise UsageError("/save: give one file name, e.g. /save chat.json (add --overwrite to replace a file)")
     path = Path(names[0]).expanduser()
@@ -331,21 +360,25 @@ def cmd_load(session: ChatSession, arg: str) -> None:
 
 COMMANDS = {
     "help": Command(cmd_help, "/help", "this list"),
-    "model": Command(cmd_model, "/model NAME", "chat with another checkpoint (mode follows its kind)"),
-    "compare": Command(cmd_compare, "/compare A B ...", "send each prompt to several checkpoints, side by side"),
+    "model": Command(cmd_model, "/model NAME", "chat with another checkpoint (mode follows its kind)",
+                     verbatim=True),
+    "compare": Command(cmd_compare, "/compare A B ...", "send each prompt to several checkpoints, side by side",
+                       verbatim=True),
     "mode": Command(cmd_mode, "/mode base|assistant|compare", "document completion, conversation, or compare"),
     "template": Command(cmd_template, "/template NAME|off", "render prompts with a template (its sampling too)"),
-    "vars": Command(cmd_vars, "/vars k=v ...", "set template variables (no arguments: show them)"),
+    "vars": Command(cmd_vars, "/vars k=v ...", "set template variables (no arguments: show them)",
+                    verbatim=True),
     "set": Command(cmd_set, "/set KEY VALUE", "temperature, top_k, top_p, max_tokens, seed, samples, stats"),
     "show": Command(cmd_show, "/show", "settings, template, and the exact prompt with its token count"),
-    "system": Command(cmd_system, "/system TEXT|off", "the system message for chat prompts"),
+    "system": Command(cmd_system, "/system TEXT|off", "the system message for chat prompts", verbatim=True),
     "regen": Command(cmd_regen, "/regen [k]", "k new answers side by side; pick one, or order them to rank"),
     "vote": Command(cmd_vote, "/vote [k]", "self-consistency: k samples, extract answers, majority vote"),
     "tokens": Command(cmd_tokens, "/tokens", "the last exchange, token by token"),
     "undo": Command(cmd_undo, "/undo", "forget the last exchange"),
     "clear": Command(cmd_clear, "/clear", "start the conversation afresh"),
-    "save": Command(cmd_save, "/save FILE [--overwrite]", "save messages, settings, checkpoints, mode and template"),
-    "load": Command(cmd_load, "/load FILE", "continue a chat saved with /save"),
+    "save": Command(cmd_save, "/save FILE [--overwrite]", "save messages, settings, checkpoints, mode and template",
+                    verbatim=True),
+    "load": Command(cmd_load, "/load FILE", "continue a chat saved with /save", verbatim=True),
     "quit": Command(cmd_quit, "/quit", "leave (Ctrl-D too)"),
 }
 COMMANDS["exit"] = COMMANDS["quit"]
@@ -380,8 +413,11 @@ class ChatCompleter(Completer):
     """Tab completion for slash commands, then their arguments (checkpoints, templates, ...)."""
 
     def get_completions(self, document, complete_event):
-        text = document.text_before_cursor
-        if not text.startswith("/") or "\n" in text:
+        typed = document.text_before_cursor
+        # Full-width forms complete as their ASCII twins; folding keeps the length, so the
+        # positions below count in what was typed.
+        text = typed_form(typed)
+        if not text.startswith("/") or "\n" in text or len(text) != len(typed):
             return
         if " " not in text:
             for name, command in COMMANDS.items():

@@ -3,6 +3,8 @@ used when stdin is not a terminal (a chat you can script).
 
 Owns input only: history, Tab completion, multi-line blocks (\"\"\" or Esc+Enter), the bottom
 toolbar, Ctrl-C (clears the line; during an answer it stops the answer) and Ctrl-D (leaves).
+Enter sends (an input method's Enter that commits a conversion never reaches us); a bracketed
+paste lands in the buffer whole, its newlines included, so pasted lines are one message.
 Each input goes to `chat_commands.handle`; the session (chat_session.py) owns all state.
 
 Contract: a bug in a command prints one "internal error" line and the conversation goes on
@@ -125,6 +127,6 @@ def run_repl(session: ChatSession, input=None, output=None) -> None:
 def print_banner(session: ChatSession) -> None:
     kinds = ", ".join(f"{n} ({peek_kind(n)})" for n in session.names)
     session.console.print(Text.assemble(("gptkit chat", "bold"), f" · {kinds} · mode {session.mode}"))
-    session.console.print(Text('/help lists commands · """ starts a multi-line block · Ctrl-C stops an answer · '
-                               "Ctrl-D leaves", style="dim"))
+    session.console.print(Text('/help lists commands · Esc+Enter adds a line · """ starts a multi-line block · '
+                               "Ctrl-C stops an answer · Ctrl-D leaves", style="dim"))
 

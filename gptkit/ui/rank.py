@@ -4,7 +4,7 @@ Owns everything `gptkit rank` does between loading checkpoints and the logbook: 
 come from (`load_rank_prompts`: the toy world, .txt/.jsonl/.yaml files, or typed live), how k
 answers are sampled and hidden (`sample_answers`: split across checkpoints, shuffled by the
 seed, labelled 1..k), the ordering language (`parse_ordering`: "2>1=4>3", 1 = best, ties share a
-rank), the scripted raters for demos and tests (`auto_ranks`: truth, length, regex), and the
+rank; `typed_form` reads the full-width "２＞１" an input method types, for chat's picks too), the scripted raters for demos and tests (`auto_ranks`: truth, length, regex), and the
 loop itself (`RankSession`), whose input is any `ask(message) -> str` (a prompt-toolkit
 `PromptSession.prompt`, or plain line reading when stdin is not a terminal) and whose output is
 a Rich console.
@@ -26,6 +26,7 @@ import getpass
 import re
 import secrets
 import sys
+import unicodedata
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -42,7 +43,8 @@ from gptkit.prompting.answers import compile_user_regex, search_user_regex, trut
 from gptkit.ui.render import answer_grid
 
 MAX_PROMPTS_BYTES = 64 << 20  # a prompts file is read whole (YAML composed node by node)
-HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once)
+HELP = """order the answers best first, e.g. 2>1=4>3  ('=' ties two answers; every label exactly once;
+  full-width ２＞１＝４＞３ and ｂ, ｓ, ｑ from an input method work too)
   b, bad      all answers are bad          s, skip     skip this prompt
   u, undo     undo your last ranking       n, note TEXT  add a note to this ranking
   q, quit     stop (saved rankings are kept; run the same command again to resume)
@@ -56,14 +58,24 @@ class OrderingError(ValueError):
     """An ordering that cannot be read; the message is a one-line hint for the person."""
 
 
+def typed_form(text: str) -> str:
+    """What a person meant, however their input method wrote it: full-width forms ("２＞１",
+    "／ｓｅｔ", the ideographic space U+3000) become their ASCII twins. Only the <wide>
+    compatibility forms are folded (NFKC on those characters alone): NFKC on the whole text would
+    also turn "²" into a label "2" and half-width katakana into full-width."""
+    return "".join(unicodedata.normalize("NFKC", ch) if unicodedata.decomposition(ch).startswith("<wide>") else ch
+                   for ch in text)
+
+
 def parse_ordering(text: str, k: int) -> list[int]:
     """"2>1=4>3" with k=4 -> [2, 1, 3, 2]: the rank of each label 1..k (1 = best, ties share).
 
-    Ranks are dense (the group after a tie is one worse, not two). Whitespace is ignored.
+    Ranks are dense (the group after a tie is one worse, not two). Whitespace is ignored, and
+    full-width forms as an input method types them ("２＞１＝４＞３") read as their ASCII twins.
     Raises OrderingError naming what is wrong: a bad token, a label out of 1..k, a label used
     twice, or labels missing.
     """
-    compact = re.sub(r"\s+", "", text)
+    compact = re.sub(r"\s+", "", typed_form(text))
     if not compact:
         raise OrderingError(f"empty ordering: name all {k} answers, e.g. {_example(k)}")
     tokens = re.split(r"([>=])", compact)  # labels at even positions, operators at odd
@@ -345,7 +357,7 @@ class RankSession:
             text = self.ask("type a prompt, or empty to finish> ").strip()
         except (EOFError, KeyboardInterrupt):
             return None
-        return None if text.lower() in ("", "q", "quit") else RankPrompt(text)
+        return None if typed_form(text).lower() in ("", "q", "quit") else RankPrompt(text)
 
     def _sample(self, prompt: RankPrompt) -> Shown:
         seed = prompt_seed(self.seed, prompt.text)
@@ -375,8 +387,9 @@ class RankSession:
                 line = self.ask("rank> ").strip()
             except (EOFError, KeyboardInterrupt):
                 return QUIT
-            word, _, rest = line.partition(" ")
-            command = word.lower()
+            # Commands in the form an input method may type them ("ｑ", "ｎ　ＴＥＸＴ"); a note stays as typed.
+            word, *rest = re.split(r"\s+", line, maxsplit=1)
+            command, rest = typed_form(word).lower(), rest[0] if rest else ""
             if command in ("q", "quit"):
                 return QUIT
             if command == "?" or command == "help":

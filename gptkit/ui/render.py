@@ -6,7 +6,9 @@ print them to a console they are given); they never run a model.
 """
 
 import time
+import unicodedata
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
@@ -22,6 +24,34 @@ _CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)], 
 def displayable(text: str) -> str:
     """Model text safe to print as is: control characters become U+FFFD."""
     return text.translate(_CONTROL)
+
+
+def graphemes(text: str) -> list[str]:
+    """`text` in user-perceived characters, closely enough for cutting: combining marks, variation
+    selectors and what a zero-width joiner joins stay with the character before them."""
+    out: list[str] = []
+    for ch in text:
+        joins = (unicodedata.category(ch) in ("Mn", "Me") or "\ufe00" <= ch <= "\ufe0f" or ch == "\u200d"
+                 or "\U0001f3fb" <= ch <= "\U0001f3ff")  # skin-tone modifiers
+        if out and (joins or out[-1].endswith("\u200d")):
+            out[-1] += ch
+        else:
+            out.append(ch)
+    return out
+
+
+def clip(text: str, cells: int) -> str:
+    """`text` in at most `cells` terminal cells, ending in "…" when cut: counted in cells (a
+    Japanese character takes two) and cut between graphemes, never inside one."""
+    if cell_len(text) <= cells:
+        return text
+    out, used = [], 1  # the "…"
+    for g in graphemes(text):
+        if used + cell_len(g) > cells:
+            break
+        out.append(g)
+        used += cell_len(g)
+    return "".join(out) + "…"
 
 
 def colored_tokens(tokenizer, ids: list[int], mask: list[int] | None = None) -> Text:
@@ -92,7 +122,9 @@ def answer_grid(answers: list[tuple[str, ...]], width: int, min_column: int = 32
 
     panels = []
     for title, text, *footer in answers:
-        body = Text(displayable(text)) if text.strip() else Text("(empty)", style="dim")
+        # fold: a line with no spaces (Japanese, a long URL) wraps at the panel edge instead of being cut
+        # to one line with "…" (a table cell defaults to ellipsis for a word longer than the column)
+        body = Text(displayable(text), overflow="fold") if text.strip() else Text("(empty)", style="dim")
         subtitle = Text(footer[0]) if footer and footer[0] else None
         panels.append(Panel(body, title=Text(title), title_align="left", border_style="cyan",
                             subtitle=subtitle, subtitle_align="right", expand=True))
@@ -205,8 +237,7 @@ def experiment_tables(result, detail: bool):
     for column in ("template", "checkpoint", "case", "expected", "answer", "", "agree", "output"):
         cases.add_column(column, overflow="fold")
     def clipped(text: str, width: int) -> str:
-        text = text.replace("\n", "⏎ ")
-        return text[:width] + ("…" if len(text) > width else "")
+        return clip(text.replace("\n", "⏎ "), width)
 
     for row in result.rows:
         mark = Text("✓", style="green") if row.correct else Text("✗", style="red")
@@ -234,11 +265,13 @@ def showcase_table(showcase: list[dict], lang: str = "en") -> Table:
     """The same prompts answered by both models: prompt | base model | assistant."""
     say = HEADINGS[lang]
     table = Table(show_lines=True, expand=True)
-    table.add_column(say["prompt"], style="bold", ratio=2)
-    table.add_column(say["base"], ratio=3)
-    table.add_column(say["assistant"], ratio=3)
-    for row in showcase:
-        table.add_row(row["prompt"], row["base"].strip(), row["assistant"].strip())
+    # fold: text without spaces (Japanese) wraps instead of being cut to one line with "…"
+    table.add_column(say["prompt"], style="bold", ratio=2, overflow="fold")
+    table.add_column(say["base"], ratio=3, overflow="fold")
+    table.add_column(say["assistant"], ratio=3, overflow="fold")
+    for row in showcase:  # model text is never markup
+        table.add_row(Text(row["prompt"]), Text(displayable(row["base"].strip())),
+                      Text(displayable(row["assistant"].strip())))
     return table
 
 
