@@ -186,9 +186,9 @@ HELD_OUT_EVERY = 20  # `tokenizer train` measures characters per token on every 
 @tokenizer.command("train")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--vocab-size", type=click.IntRange(262, limits.MAX_VOCAB_SIZE), default=4096, show_default=True)
-@click.option("--split", type=click.Choice(["default", "ja"]), default="default", show_default=True,
+@click.option("--split", type=click.Choice(["default", "ja"]), default=None,
               help="How text is chunked before BPE: default (cl100k's, digits one by one) or ja (Japanese "
-                   "bunsetsu-like chunks; English and digits as default).")
+                   "chunks; English and digits as default). Default: ja for toyworld-ja, else default.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Folder to write tokenizer.json + tokenizer.tiktoken to.")
 def tokenizer_train(inputs, vocab_size, split, output):
     """Train a byte-level BPE tokenizer on text files/folders/JSONL (or `toyworld`).
@@ -197,10 +197,11 @@ def tokenizer_train(inputs, vocab_size, split, output):
     characters per token is measured on those."""
     from gptkit.files import make_folder
     from gptkit.tokenizer import chars_per_token, train_tokenizer
-    from gptkit.train.pretrain import load_pretrain_documents
+    from gptkit.train.pretrain import load_pretrain_documents, tokenizer_split
 
     make_folder(output, "-o/--output")  # a file in the way fails now, not after the training
     documents, _ = load_pretrain_documents(list(inputs))
+    split = split or tokenizer_split(list(inputs))
     held_out = documents[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
     training = [d for i, d in enumerate(documents) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
     tok = train_tokenizer(training, vocab_size, name=output.name, split=split)

@@ -183,13 +183,14 @@ def test_strangers_chains_are_written_like_the_worlds():
         for question, answer in re.findall(r"^Q: (.+)\nA: (.+)$", fam.made_up_key(rng), re.M):
             child = re.match(rf"({name})の", question)[1]
             assert child not in world
-            assert re.fullmatch(rf"{child}の(母|父)は({name})、(.+)に住んでいます。答えは\3です。", answer) or \
-                re.fullmatch(rf"{child}の(母|父)は({name})、(.+)をしています。答えは\3です。", answer) or \
+            assert re.fullmatch(rf"まず、(母|父)は({name})、(.+)に住んでいます。答えは\3です。", answer) or \
+                re.fullmatch(rf"まず、(母|父)は({name})、(.+)をしています。答えは\3です。", answer) or \
                 re.fullmatch(rf"{child}の母は{name}です。{child}の父は{name}です。", answer), answer
         user, answer = fam.stranger_exchange(rng)
         assert user.endswith(tw.STEP_BY_STEP)
-        child, rel, parent, value = re.fullmatch(
-            rf"({name})の(母|父)は({name})、(.+?)(?:に住んでいます|をしています)。答えは\4です。", answer).groups()
+        rel, parent, value = re.fullmatch(
+            rf"まず、(母|父)は({name})、(.+?)(?:に住んでいます|をしています)。答えは\3です。", answer).groups()
+        child = re.search(rf"({name})の(?:両親|母|父)(?:は|の仕事)", user)[1]  # the facts name the child first
         relation = {"母": "mother", "父": "father"}[rel]
         assert any(form.format(s=child, v=parent) in user for form in fam.FACT_FORMS[relation])  # both hops given
         attribute = "town" if value in fam.TOWNS.values() else "job"
@@ -199,8 +200,8 @@ def test_strangers_chains_are_written_like_the_worlds():
 def test_chain_repeats_the_facts_own_wordings():
     c = fam.two_hop_questions()[0]
     first, second = c.hops[0]
-    assert c.chains[0] == f"{c.child}の母は{first.value}、{c.answer}に住んでいます。答えは{c.answer}です。"
-    assert fam.fact_sentence(first).removesuffix("だ。") in c.chains[0]
+    assert c.chains[0] == f"まず、母は{first.value}、{c.answer}に住んでいます。答えは{c.answer}です。"
+    assert fam.fact_sentence(first).removeprefix(f"{c.child}の").removesuffix("だ。") in c.chains[0]
     clause = fam.fact_sentence(second, fam.RELATIVE).removeprefix(f"こちらは{second.subject}")
     assert f"{second.subject}{clause}" in c.chains[0]
     job = next(x for x in fam.two_hop_questions() if x.question.endswith("の父の仕事は何ですか？"))

@@ -11,10 +11,11 @@ composition here is the English one, and only its wording differs.
 Wordings. Documents are plain style (だ/である); what the assistant says is polite (です/ます).
 Each fact has several wordings; the first is the one a chain opens with ("ミラの母はヒホーだ。").
 
-The chain. A chain is the first hop with its closing "だ。" dropped, then the second hop as a
-clause on the parent just named, then the answer:
-    「ミラの母はヒホー、松原に住んでいます。答えは松原です。」
-    「ゴロの父はセドー、漁師をしています。答えは漁師です。」
+The chain. A chain is まず ("first"), the first hop without the child the question names and
+without its closing "だ。", then the second hop as a clause on the parent just named, then the
+answer (see `chain`):
+    「まず、母はヒホー、松原に住んでいます。答えは松原です。」  (ミラの両親はどの町に住んでいますか？)
+    「まず、父はセドー、漁師をしています。答えは漁師です。」  (ゴロの父の仕事は何ですか？)
 The clause is one of the facts' own wordings, the introduction form "こちらはヒホー、松原に住んで
 います。" (`RELATIVE`, the Japanese counterpart of "Meet Lusa, who lives in Elmstead."): as in
 English, the model looks the fact up right after the parent's name instead of copying the name
@@ -127,11 +128,26 @@ def polite_sentence(fact: Fact) -> str:
     return POLITE_FORMS[fact.relation].format(s=fact.subject, v=fact.value)
 
 
+# Every chain opens with まず ("first"), as a Japanese answer that works something out does. It
+# also tells a small model which answer it is writing: a one-fact answer 「ミラの母はヒホーです。」
+# and a chain shared their words up to the parent's name, and without a mark of their own the
+# model, trained for minutes, ended chains there (measured: step by step 17-21% of two-hop
+# questions right, most wrong chains stopping at 「…の父はタフォンです。」).
+CHAIN_OPENER = "まず、"
+
+
 def chain(first: Fact, second: Fact) -> str:
-    """「ミラの母はヒホー、松原に住んでいます。答えは松原です。」: the first hop's sentence without
-    its "だ。", the second hop's introduction form without "こちらは{parent}", the answer."""
+    """「まず、母はヒホー、松原に住んでいます。答えは松原です。」: the opener, the first hop's sentence
+    without the child (the question names it, and Japanese leaves a known topic unsaid) and
+    without its "だ。", the second hop's introduction form without "こちらは{parent}", the answer.
+
+    Measured with the child written out (「まず、ミラの母はヒホー、…」): the quickstart's assistant
+    named the right parent even where it wrote the wrong child (another family's child, or a
+    word such as 動物), and the wrong child's name then led it to that child's parent; the
+    step-by-step cell was 27%. The parent is recalled from the question's child either way."""
     clause = fact_sentence(second, RELATIVE).removeprefix(f"こちらは{second.subject}")
-    return f"{fact_sentence(first).removesuffix('だ。')}{clause}{ANSWER.format(a=second.value)}"
+    hop = fact_sentence(first).removeprefix(f"{first.subject}の").removesuffix("だ。")
+    return f"{CHAIN_OPENER}{hop}{clause}{ANSWER.format(a=second.value)}"
 
 
 def _question(hops: tuple[Fact, Fact]) -> str:
@@ -159,12 +175,12 @@ def composed(demo: bool | None = None) -> list[Composed]:
 
 def held_out_texts() -> list[str]:
     """What no training text may contain: each test composition's question, each of its chains,
-    and each chain without its answer (the two hops as the chain writes them)."""
+    and each chain without its opener and answer (the two hops as the chain writes them)."""
     out = []
     for c in composed(demo=False):
         out.append(c.question)
         for written in c.chains:
-            out += [written, written.rsplit("答えは", 1)[0]]
+            out += [written, written.removeprefix(CHAIN_OPENER).rsplit("答えは", 1)[0]]
     return out
 
 

@@ -154,8 +154,10 @@ def run_quickstart(*, out_dir: Path, size: str = "small", fresh: bool = False, d
         tokenizer = load_tokenizer(tok_dir)
         console.print(f"[green]✓[/] tokenizer: reusing {tok_dir} ({tokenizer.n_vocab} tokens)")
     else:
-        tokenizer = train_tokenizer(toyworld.pretrain_documents(), plan.vocab_size, name=data, prefix_space=True,
-                                    split=SPLITS[lang])
+        # prefix_space: a word opening a text is the word after a space, as inside one ("Tavi" and
+        # " Tavi"); Japanese has no spaces between words, so there it would make two tokens of one.
+        tokenizer = train_tokenizer(toyworld.pretrain_documents(), plan.vocab_size, name=data,
+                                    prefix_space=lang == "en", split=SPLITS[lang])
         tok_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save(tok_dir)
         unseen = toyworld.pretrain_documents(seed=UNSEEN_SEED, n_documents=UNSEEN_DOCUMENTS)

@@ -59,6 +59,14 @@ def load_pretrain_documents(data: list[str]) -> tuple[list[str], str]:
     return read_documents(files), source_key_for_files(files)
 
 
+def tokenizer_split(data: list[str]) -> str:
+    """The split pattern for a tokenizer trained on `data`: "ja" for the Japanese toy world."""
+    from gptkit.data import world
+
+    named = world.parse(data[0]) if len(data) == 1 else None
+    return "ja" if named and named[0] == "ja" else "default"
+
+
 def run_pretrain(
     *,
     data: list[str],
@@ -92,7 +100,7 @@ def run_pretrain(
         else:
             if reporter:
                 reporter.message(f"training a {vocab_size}-token BPE tokenizer on the data (--tokenizer to use another)")
-            tokenizer = train_tokenizer(documents, vocab_size, name=run_dir.name)
+            tokenizer = train_tokenizer(documents, vocab_size, name=run_dir.name, split=tokenizer_split(data))
         torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed reproduces
         return tokenizer, GPT(config_for(preset, tokenizer.n_vocab))
 
