@@ -172,3 +172,15 @@ def test_quickstart_in_japanese_fills_its_table_from_prompt_run_with_the_ja_temp
     (summary,) = json.loads(proc.stdout.splitlines()[-1])["summary"]
     cell = next(c for c in cells if c["template"] == "step-by-step-ja")
     assert {k: summary[k] for k in ("correct", "total", "unreadable")} == {k: cell[k] for k in ("correct", "total", "unreadable")}
+
+
+def test_the_japanese_guide_shows_the_commands_that_fill_its_table():
+    from pathlib import Path
+
+    from gptkit.demo.quickstart import table_commands
+
+    guide = (Path(__file__).parents[1] / "README.ja.md").read_text(encoding="utf-8")
+    assert "gptkit quickstart --lang ja" in guide
+    out = "checkpoints/quickstart-ja"
+    for command in table_commands(f"{out}/base", f"{out}/assistant", SIZES["small"], "ja"):
+        assert command in guide
