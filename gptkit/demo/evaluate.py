@@ -28,8 +28,8 @@ def ask(ckpt, questions: list[str], *, as_document: bool, max_tokens: int = 64, 
 
 
 def heldout_accuracy(ckpt, tasks, *, max_tokens: int | None = None, lang: str = "en") -> dict[str, list[int]]:
-    """{kind: [correct, total]}; base models see the toy world's Q:/A: format (問:/答: in
-    Japanese), assistants a chat."""
+    """{kind: [correct, total]}; base models see the toy world's answer-key format (its
+    `QA_LABELS`: "Q: ...\nA:" in both languages), assistants a chat."""
     from gptkit.data.world import world
 
     if ckpt.kind == "base":

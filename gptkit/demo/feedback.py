@@ -79,7 +79,8 @@ def run_feedback_demo(sft_spec: str, *, out_dir, steps: int = 200, seed: int = 0
 
     Returns the figures: prompts ranked, pairs used, the step-by-step accuracy on held-out
     two-hop questions (first `eval_limit`, default all) before and after with their intervals,
-    the policy checkpoint and seconds per phase. `lang` "ja" asks and measures in the Japanese world. The NLL term (RPO, `sft_weight`) keeps DPO from
+    the policy checkpoint and seconds per phase; `lang` "ja" asks and measures in the Japanese
+    world (`step-by-step-ja`, `toyworld-ja:two-hop`). The NLL term (RPO, `sft_weight`) keeps DPO from
     pushing down the likelihood of the chains it prefers, which a model this small is prone to.
     """
     from gptkit.checkpoint import latest_step, load_checkpoint, read_meta

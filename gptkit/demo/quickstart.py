@@ -9,7 +9,9 @@ accuracy on held-out tasks, how often each answers a question with more question
 techniques measured on questions that need two facts (base: zero-shot, few-shot, few-shot chain
 of thought; assistant: direct, instructions, step by step, self-consistency at k = 5, 10, 20;
 each with a 95% interval, every cell a `gptkit prompt run` away), and each stage's loss curve.
-Figures are written to `<out>/results.json`.
+Figures are written to `<out>/results.json`. `lang="ja"` runs the same world in Japanese
+(`toyworld-ja`, the tokenizer's "ja" split, the `-ja` templates) and says everything in Japanese
+(`TEXTS`).
 
 This module orchestrates library calls and prints; the learning happens in train/, the
 generating in textgen/engine.
