@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from gptkit.ui.render import PanelStream, answer_grid, clip, graphemes, show_vote, showcase_table
+from gptkit.ui.render import PanelStream, answer_grid, clip_cells, graphemes, show_vote, showcase_table
 
 JA = ("日本の首都は東京です。富士山は日本で一番高い山です。猫は「にゃー」と鳴きます。"
       "十二足す七は十九です。")
@@ -105,14 +105,14 @@ def test_streaming_japanese_into_panels_keeps_every_frame_aligned():
 
 
 def test_clip_counts_cells_and_never_splits_a_character():
-    assert clip("日本の首都は東京です", 9) == "日本の首…"  # 4 characters = 8 cells, and the "…"
-    assert width(clip("日本の首都は東京です", 9)) <= 9
-    assert clip("abc", 3) == "abc" and clip("abcd", 3) == "ab…"
-    assert clip("か\u3099か\u3099か\u3099", 4) == "か\u3099…"  # a combining voiced mark stays on its kana
+    assert clip_cells("日本の首都は東京です", 9) == "日本の首…"  # 4 characters = 8 cells, and the "…"
+    assert width(clip_cells("日本の首都は東京です", 9)) <= 9
+    assert clip_cells("abc", 3) == "abc" and clip_cells("abcd", 3) == "ab…"
+    assert clip_cells("か\u3099か\u3099か\u3099", 4) == "か\u3099…"  # a combining voiced mark stays on its kana
     assert graphemes("👨\u200d👩\u200d👧x") == ["👨\u200d👩\u200d👧", "x"]
-    assert clip("👨\u200d👩\u200d👧" * 3, 6).count("\u200d") % 2 == 0  # a family is kept whole or not at all
+    assert clip_cells("👨\u200d👩\u200d👧" * 3, 6).count("\u200d") % 2 == 0  # a family is kept whole or not at all
     for n in range(1, 30):
-        cut = clip(JA, n)
+        cut = clip_cells(JA, n)
         assert width(cut) <= n and JA.startswith(cut.rstrip("…"))
 
 

@@ -32,7 +32,7 @@ from gptkit.prompting.templates import required_variables, template_folders
 from gptkit.ui.chat_session import ChatSession
 from gptkit.ui.chat_settings import MAX_SAMPLES, MODES, SETTINGS, parse_number
 from gptkit.ui.rank import OrderingError, parse_ordering, typed_form
-from gptkit.ui.render import clip, colored_tokens, visible_prompt
+from gptkit.ui.render import clip_cells, colored_tokens, visible_prompt
 
 MAX_PANELS = 16  # /regen shows its answers side by side
 
@@ -282,7 +282,7 @@ def cmd_tokens(session: ChatSession, arg: str) -> None:
 
 def cmd_undo(session: ChatSession, arg: str) -> None:
     exchange = session.undo()
-    session.console.print(Text(f"undone: {clip(exchange.text, 60)!r}", style="dim"))
+    session.console.print(Text(f"undone: {clip_cells(exchange.text, 60)!r}", style="dim"))
 
 
 def cmd_clear(session: ChatSession, arg: str) -> None:

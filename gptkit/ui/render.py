@@ -40,7 +40,7 @@ def graphemes(text: str) -> list[str]:
     return out
 
 
-def clip(text: str, cells: int) -> str:
+def clip_cells(text: str, cells: int) -> str:
     """`text` in at most `cells` terminal cells, ending in "…" when cut: counted in cells (a
     Japanese character takes two) and cut between graphemes, never inside one."""
     if cell_len(text) <= cells:
@@ -237,7 +237,7 @@ def experiment_tables(result, detail: bool):
     for column in ("template", "checkpoint", "case", "expected", "answer", "", "agree", "output"):
         cases.add_column(column, overflow="fold")
     def clipped(text: str, width: int) -> str:
-        return clip(text.replace("\n", "⏎ "), width)
+        return clip_cells(text.replace("\n", "⏎ "), width)
 
     for row in result.rows:
         mark = Text("✓", style="green") if row.correct else Text("✗", style="red")
