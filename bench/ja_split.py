@@ -10,7 +10,8 @@ cut held-out text into the same chunks (they must, or training and run time disa
 
     python bench/ja_split.py                 # 4000 documents, vocab 2048
     python bench/ja_split.py --docs 2000 --vocab 1024 --json
-    python bench/ja_split.py --ja data/ja/                 # the real Japanese corpus instead
+    python bench/ja_split.py --ja data/ja/                 # a Japanese corpus of your own instead
+    python bench/ja_split.py --ja toyworld-ja --en toyworld  # the toy world in both languages
 """
 
 import argparse
@@ -33,8 +34,9 @@ _REST = (rf"""|[^\r\n\p{{L}}\p{{N}}{_P}]?+[\p{{L}}&&[^{_L}]]++|\p{{N}}"""
 # and whitespace follow the "ja" pattern's other alternatives.
 CANDIDATES = {
     "default (cl100k-like)": tk.SPLIT_PATTERN,
-    "script (kanji|hiragana|katakana)": r"""'(?i:[sdmt]|ll|ve|re)| ?+\p{Han}++| ?+\p{Hiragana}++| ?+[\p{Katakana}ーｰ]++""" + _REST,
-    "bunsetsu (ja)": tk.SPLIT_PATTERN_JA,
+    "script (kanji|hiragana|katakana): ja": tk.SPLIT_PATTERN_JA,
+    "bunsetsu (kanji/katakana run + hiragana)": (
+        r"""'(?i:[sdmt]|ll|ve|re)| ?+[\p{Han}\p{Katakana}ーｰ]++\p{Hiragana}*+| ?+\p{Hiragana}++""" + _REST),
     "bunsetsu, katakana apart": (r"""'(?i:[sdmt]|ll|ve|re)| ?+\p{Han}++\p{Hiragana}*+| ?+[\p{Katakana}ーｰ]++\p{Hiragana}*+"""
                                  r"""| ?+\p{Hiragana}++""" + _REST),
     "hiragana leads (hiragana run + kanji/katakana run)": (

@@ -55,11 +55,12 @@ SPLIT_PATTERN = (
 # wherever it stands (松原 in 「松原に住んでいる」 and in 「答えは松原です」), and common kana and
 # kanji sequences (首都, んでいます, パイロット) still become single tokens. Everything else (Latin and
 # other letters, digits one by one, ASCII punctuation, whitespace) is split as SPLIT_PATTERN does.
-# Measured on the Japanese toy world (vocab 2048, characters per token on 500 documents of another
-# seed; world names that are one token): by script 1.72, 184/184 names; katakana apart, kanji with
-# their hiragana 2.06, 184/184; bunsetsu-like (kanji/katakana run with the hiragana after it) 2.23,
-# 43/184; the default 2.47. Fewer characters per token, but the quickstart's assistant recalled
-# more with it (capital 100% vs 43%, a parent's town or job 90% vs 71%, against the second).
+# `python bench/ja_split.py --ja toyworld-ja --en toyworld` (vocab 2048, every 20th document held
+# out; characters per token; share of 「答えはXです」 whose X is whole tokens): by script 1.72, 100%;
+# bunsetsu-like (kanji/katakana run with the hiragana after it) 2.22, 26%; the default 2.61, 21%.
+# Fewer characters per token, but in development the quickstart's assistant recalled more with it
+# than with kanji+hiragana chunks and katakana apart (capital 100% vs 43%, a parent's town or job
+# 90% vs 71%), and English keeps its 3.15 in a tokenizer trained on both (default: 3.05).
 _JA_LETTERS = r"\p{Han}\p{Hiragana}\p{Katakana}ーｰ々〆"  # ー/ｰ (prolonged sound marks) and 々〆 are script Common
 _JA_PUNCT = "、-〄〈-〠〰〽゛゜・！-／：-＠［-｀｛-･"  # CJK punctuation, kana marks, full-width forms
 SPLIT_PATTERN_JA = (
